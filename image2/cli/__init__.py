@@ -1,0 +1,1 @@
+"""The ``image2`` command line (click); thin wrappers over io and core."""

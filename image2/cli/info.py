@@ -1,0 +1,65 @@
+"""``image2 info``: what an exposure or association holds and which steps would run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from image2.core.meta import Meta
+from image2.core.plan import is_tso, plan_steps
+from image2.errors import Image2Error
+from image2.io.association import load_input
+from image2.io.fits import open_exposure
+
+
+def describe(path: Path, meta: Meta, shape: tuple[int, ...], has_subarray_map: bool, n_background: int) -> str:
+    """Return the human-readable summary of one exposure and its stage-2 plan."""
+    ins, exp, sub = meta.instrument, meta.exposure, meta.subarray
+    cube = len(shape) == 3
+    extra = ", ".join(f"{k} {v}" for k, v in (("module", ins.module), ("channel", ins.channel)) if v)
+    placement = ""
+    if sub.xstart is not None and sub.ystart is not None:
+        placement = f"  start ({sub.xstart}, {sub.ystart})"
+    if sub.xsize is not None and sub.ysize is not None:
+        placement += f"  size {sub.xsize} x {sub.ysize}"
+    lines = [
+        str(path),
+        f"  instrument    {ins.name or '?'} {ins.detector or ''}" + (f"  ({extra})" if extra else ""),
+        f"  filter/pupil  {ins.filter or '-'} / {ins.pupil or '-'}",
+        f"  exp_type      {exp.type}",
+        f"  shape         {' x '.join(map(str, shape))} ({'3-D rateints' if cube else '2-D rate'})",
+        f"  subarray      {sub.name or '-'}{placement}",
+        f"  tso           {'yes' if is_tso(meta) else 'no'}",
+        f"  integrations  {shape[0] if cube else (exp.nints or 1)}",
+        "  stage-2 steps:",
+    ]
+    for step in plan_steps(meta, cube=cube, n_background=n_background, has_subarray_map=has_subarray_map):
+        lines.append(f"    {step.name:<20} {'runs' if step.runs else 'skip':<5} {step.reason}")
+    return "\n".join(lines)
+
+
+@click.command()
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.pass_context
+def info(ctx: click.Context, inputs: tuple[Path, ...]) -> None:
+    """Show instrument, shape, subarray, TSO and the stage-2 plan of rate files or associations."""
+    failed = False
+    for path in inputs:
+        try:
+            association = load_input(path)
+            for product in association.products:
+                science = product.science[0]
+                with open_exposure(science.path) as handle:
+                    text = describe(science.path, handle.meta, handle.shape,
+                                    "SUBARR_MAP" in handle.extensions, len(product.background))
+                if not association.is_singleton:
+                    text = f"{path} product {product.name}:\n" + text
+                click.echo(text)
+        except Image2Error as error:
+            if ctx.obj and ctx.obj.get("debug"):
+                raise
+            click.echo(f"error: {error}", err=True)
+            failed = True
+    if failed:
+        ctx.exit(2)

@@ -1,0 +1,1 @@
+"""Pure calibration: immutable records and step functions; no file access, no logging."""

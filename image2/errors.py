@@ -1,0 +1,34 @@
+"""Exceptions shared by every layer; each names the file or item it concerns."""
+
+from __future__ import annotations
+
+
+class Image2Error(Exception):
+    """Base class of the errors image2 reports to users without a traceback."""
+
+
+class InvalidInputError(Image2Error):
+    """An input file or association that cannot be processed as given."""
+
+    def __init__(self, path: object, problem: str) -> None:
+        self.path = str(path)
+        self.problem = problem
+        super().__init__(f"{self.path}: {problem}")
+
+
+class ReferenceFileError(Image2Error):
+    """A reference file that is malformed, ambiguous or does not fit the exposure."""
+
+    def __init__(self, path: object, problem: str) -> None:
+        self.path = str(path)
+        self.problem = problem
+        super().__init__(f"{self.path}: {problem}")
+
+
+class StepError(Image2Error):
+    """A calibration step that cannot run on the exposure it was given."""
+
+    def __init__(self, step: str, problem: str) -> None:
+        self.step = step
+        self.problem = problem
+        super().__init__(f"{step}: {problem}")

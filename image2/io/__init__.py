@@ -1,0 +1,1 @@
+"""Files: exposure FITS, embedded ASDF, associations, reference files and their selection."""

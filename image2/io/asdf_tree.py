@@ -1,0 +1,38 @@
+"""The embedded ASDF extension (formats.md §6): a whole ASDF file in a one-cell BINTABLE."""
+
+from __future__ import annotations
+
+import io
+import warnings
+from typing import Any
+
+import asdf
+import numpy as np
+from astropy.io import fits
+
+EXTNAME = "ASDF"
+COLUMN = "ASDF_METADATA"
+
+
+def tree_to_hdu(tree: dict[str, Any]) -> fits.BinTableHDU:
+    """Serialise ``tree`` as ASDF and wrap it in the ``ASDF`` BINTABLE extension."""
+    buffer = io.BytesIO()
+    asdf.AsdfFile(tree).write_to(buffer)
+    raw = np.frombuffer(buffer.getvalue(), dtype=np.uint8)
+    column = fits.Column(name=COLUMN, format=f"{raw.size}B", array=raw[np.newaxis, :])
+    return fits.BinTableHDU.from_columns([column], name=EXTNAME)
+
+
+def hdu_to_meta(hdu: fits.BinTableHDU) -> dict[str, Any]:
+    """Return the ``meta`` mapping of the ASDF tree stored in an ``ASDF`` extension.
+
+    The tree is read eagerly so no object in it depends on the closed buffer. Array stubs of
+    datamodels-written files (``source: fits:SCI,1``) sit outside ``meta`` and are not needed:
+    the FITS reader reads those HDUs itself.
+    """
+    raw = np.asarray(hdu.data[COLUMN][0]).tobytes()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # unknown tags of other software are not our concern
+        with asdf.open(io.BytesIO(raw), lazy_load=False, memmap=False) as handle:
+            meta = handle.tree.get("meta", {})
+            return dict(meta) if isinstance(meta, dict) else {}

@@ -1,0 +1,112 @@
+"""Load Level-2 association files (formats.md §8); a bare FITS file is a singleton association."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from image2.core.association import SINGLETON, Association, Member, Product
+from image2.core.naming import strip_suffix
+from image2.errors import InvalidInputError
+
+FITS_SUFFIXES = (".fits", ".fit", ".fts")
+
+
+def is_fits_name(path: Path | str) -> bool:
+    """True when ``path`` names a FITS file by its extension."""
+    return str(path).lower().endswith(FITS_SUFFIXES)
+
+
+def singleton(path: Path | str) -> Association:
+    """Return the one-product association of a bare exposure file."""
+    path = Path(path)
+    name = str(path.with_name(strip_suffix(path.name.rsplit(".", 1)[0])))
+    return Association(products=(Product(name, (Member(path, "science"),)),), asn_type=SINGLETON,
+                       asn_pool=SINGLETON)
+
+
+def _member_path(asn_path: Path, product: str, expname: Any, allow_outside: bool) -> Path:
+    if not isinstance(expname, str) or not expname.strip():
+        raise InvalidInputError(asn_path, f"product {product!r}: a member has no expname")
+    relative = Path(expname)
+    if not allow_outside and (relative.is_absolute() or ".." in relative.parts):
+        raise InvalidInputError(
+            asn_path, f"product {product!r}, member {expname!r}: path leaves the association's folder "
+                      "(allow it explicitly to use such members)")
+    return relative if relative.is_absolute() else asn_path.parent / relative
+
+
+def _parse(path: Path) -> dict[str, Any]:
+    text = path.read_text(encoding="utf-8")
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as json_error:
+        try:
+            import yaml  # YAML is tolerated (formats.md §8); asdf brings PyYAML
+        except ImportError:  # pragma: no cover - asdf always installs PyYAML
+            raise InvalidInputError(path, f"not valid JSON ({json_error})") from None
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError:
+            raise InvalidInputError(path, f"not a valid association: not JSON ({json_error}) nor YAML") from None
+        if not isinstance(data, dict):
+            raise InvalidInputError(path, f"not a valid association: not JSON ({json_error})")
+        return data
+
+
+def load_association(path: Path | str, allow_outside: bool = False) -> Association:
+    """Load an association file, resolving member paths against its folder.
+
+    A member path that is absolute or climbs out with ``..`` is refused unless
+    ``allow_outside``. Errors name the file, and the product and member where they apply.
+    """
+    path = Path(path)
+    try:
+        data = _parse(path)
+    except (OSError, UnicodeDecodeError) as error:
+        raise InvalidInputError(path, f"cannot read association ({error})") from None
+    if not isinstance(data, dict):
+        raise InvalidInputError(path, "not a valid association: top level is not an object")
+    products = data.get("products")
+    if not isinstance(products, list) or not products:
+        raise InvalidInputError(path, "not a valid association: 'products' must be a non-empty list")
+    parsed = []
+    for number, product in enumerate(products, start=1):
+        if not isinstance(product, dict):
+            raise InvalidInputError(path, f"product #{number} is not an object")
+        name = str(product.get("name") or f"product{number}")
+        members = product.get("members")
+        if not isinstance(members, list) or not members:
+            raise InvalidInputError(path, f"product {name!r}: 'members' must be a non-empty list")
+        entries = []
+        for member in members:
+            if not isinstance(member, dict) or "exptype" not in member:
+                raise InvalidInputError(path, f"product {name!r}: member {member!r} lacks expname/exptype")
+            if not isinstance(member["exptype"], str):
+                raise InvalidInputError(path, f"product {name!r}, member {member.get('expname')!r}: exptype is not a string")
+            entries.append(Member(_member_path(path, name, member.get("expname"), allow_outside), member["exptype"]))
+        if not any(m.exptype == "science" for m in entries):
+            raise InvalidInputError(path, f"product {name!r} has no science member")
+        parsed.append(Product(name, tuple(entries)))
+    return Association(
+        products=tuple(parsed),
+        asn_type=str(data.get("asn_type") or "user_built"),
+        asn_rule=data.get("asn_rule"),
+        asn_pool=str(data.get("asn_pool") or "none"),
+        asn_id=str(data.get("asn_id") or "a3001"),
+        path=path,
+    )
+
+
+def load_input(path: Path | str, allow_outside: bool = False) -> Association:
+    """Return the association for a command-line input: an association file or a bare exposure."""
+    path = Path(path)
+    if is_fits_name(path):
+        return singleton(path)
+    if not path.exists():
+        raise InvalidInputError(path, "no such file")
+    with open(path, "rb") as handle:
+        if handle.read(9) == b"SIMPLE  =":
+            return singleton(path)
+    return load_association(path, allow_outside=allow_outside)

@@ -1,0 +1,305 @@
+"""Read and write exposures in the JWST FITS layout (formats.md §2–§4, §6)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import warnings
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import attrs
+import numpy as np
+from astropy.io import fits
+
+from image2._version import __version__
+from image2.core.cards import COMMENTARY, Card, Cards
+from image2.core.exposure import Exposure, Extension
+from image2.core.meta import KEYWORDS, Meta, StepRecord, is_reference_keyword, is_status_keyword
+from image2.errors import InvalidInputError
+from image2.io.asdf_tree import EXTNAME as ASDF_EXTNAME
+from image2.io.asdf_tree import hdu_to_meta, tree_to_hdu
+from image2.io.atomic import atomic_write
+
+ARRAY_EXTENSIONS = ("SCI", "ERR", "DQ", "AREA", "VAR_POISSON", "VAR_RNOISE", "VAR_FLAT")
+"""Image extensions the exposure record models, in the order jwst writes them."""
+
+TREE_KEYS = ("wcsinfo", "subarray_map", "resample")
+"""ASDF-only metadata carried in ``Meta.tree``."""
+
+REQUIRED_KEYWORDS = {"INSTRUME": ("instrument", "name"), "EXP_TYPE": ("exposure", "type")}
+
+_STRUCTURAL = {"SIMPLE", "EXTEND", "XTENSION", "BITPIX", "NAXIS", "PCOUNT", "GCOUNT", "BZERO",
+               "BSCALE", "EXTNAME", "EXTVER", "CHECKSUM", "DATASUM", "TFIELDS", "THEAP"}
+_COLUMN_PREFIXES = ("NAXIS", "TTYPE", "TFORM", "TDIM", "TBCOL", "TZERO", "TSCAL", "TNULL")
+
+
+def _is_structural(keyword: str) -> bool:
+    return keyword in _STRUCTURAL or (keyword.startswith(_COLUMN_PREFIXES) and keyword[-1].isdigit())
+
+
+def _header_cards(header: fits.Header) -> Cards:
+    """Return ``header`` as Cards without the keywords FITS itself manages."""
+    return Cards(tuple(
+        Card(card.keyword, None if card.value is fits.card.UNDEFINED else card.value, card.comment)
+        for card in header.cards if not _is_structural(card.keyword)
+    ))
+
+
+def _to_header(cards: Cards) -> fits.Header:
+    header = fits.Header()
+    for card in cards:
+        if card.keyword in COMMENTARY:
+            header.add_comment(card.value) if card.keyword == "COMMENT" else (
+                header.add_history(card.value) if card.keyword == "HISTORY" else header.add_blank(card.value))
+        else:
+            header[card.keyword] = (card.value, card.comment)
+    return header
+
+
+def _typed(path: Path, keyword: str, kind: type, value: Any) -> Any:
+    try:
+        if kind is bool:
+            if isinstance(value, str):
+                return value.strip().upper() in ("T", "TRUE", "1")
+            return bool(value)
+        if kind is str:
+            return str(value).strip()
+        return kind(value)
+    except (TypeError, ValueError):
+        raise InvalidInputError(path, f"keyword {keyword} = {value!r} is not a valid {kind.__name__}") from None
+
+
+def meta_from_headers(path: Path, headers: Mapping[str, fits.Header], tree: Mapping[str, Any]) -> Meta:
+    """Build typed metadata from FITS headers (by HDU name) and the embedded ASDF ``meta``."""
+    cards = {name: _header_cards(header) for name, header in headers.items()}
+    groups: dict[str, dict[str, Any]] = {}
+    for spec in KEYWORDS:
+        hdu_cards = cards.get(spec.hdu)
+        if hdu_cards is None or spec.keyword not in hdu_cards or hdu_cards.get(spec.keyword) is None:
+            continue
+        value = _typed(path, spec.keyword, spec.kind, hdu_cards.get(spec.keyword))
+        groups.setdefault(spec.group, {})[spec.field] = value
+        cards[spec.hdu] = hdu_cards.without([spec.keyword])
+    primary = cards.get("PRIMARY", Cards())
+    status = {c.keyword: str(c.value) for c in primary if is_status_keyword(c.keyword)}
+    refs = {c.keyword: str(c.value) for c in primary if is_reference_keyword(c.keyword)}
+    cards["PRIMARY"] = primary.without_matching(lambda k: is_status_keyword(k) or is_reference_keyword(k))
+    defaults = Meta()
+    typed = {name: attrs.evolve(getattr(defaults, name), **values) for name, values in groups.items()}
+    own = tree.get("image2", {}) if isinstance(tree.get("image2"), dict) else {}
+    provenance = tuple(StepRecord(**record) for record in own.get("provenance", ()))
+    return Meta(
+        **typed, status=status, refs=refs, provenance=provenance, cards=cards,
+        tree={key: tree[key] for key in TREE_KEYS if key in tree},
+    )
+
+
+def _open_fits(path: Path) -> fits.HDUList:
+    """Open ``path`` lazily (arrays are read on demand) and check it is complete."""
+    if not path.exists():
+        raise InvalidInputError(path, "no such file")
+    if path.is_dir():
+        raise InvalidInputError(path, "is a directory, not a FITS file")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            hdul = fits.open(path, memmap=False, lazy_load_hdus=True)
+            len(hdul)  # reads every header now, so truncation shows here
+        except (OSError, ValueError, TypeError) as error:
+            raise InvalidInputError(path, f"not a readable FITS file ({error})") from None
+    problems = [str(w.message) for w in caught
+                if "truncated" in str(w.message) or "Header size is not multiple" in str(w.message)]
+    if problems:
+        hdul.close()
+        raise InvalidInputError(path, "truncated or corrupt FITS file: " + problems[0].splitlines()[0])
+    return hdul
+
+
+class ExposureFile:
+    """An exposure file opened for reading; arrays are read on demand, integration ranges at a time.
+
+    Use as a context manager. ``meta``, ``wcs`` and ``shape`` are available at once;
+    :meth:`read` returns an :class:`Exposure` holding all or some integrations.
+    """
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        self._hdul = _open_fits(self.path)
+        try:
+            self._index = self._validate()
+            tree = hdu_to_meta(self._hdul[ASDF_EXTNAME]) if ASDF_EXTNAME in self._index else {}
+            headers = {name: self._hdul[i].header for name, i in self._index.items() if name != ASDF_EXTNAME}
+            self.meta = meta_from_headers(self.path, headers, tree)
+            self.wcs = tree.get("wcs")
+            self._check_required()
+            self.extensions = self._extensions()
+        except BaseException:
+            self._hdul.close()
+            raise
+
+    def _validate(self) -> dict[str, int]:
+        index: dict[str, int] = {}
+        for i, hdu in enumerate(self._hdul):
+            index.setdefault("PRIMARY" if i == 0 else hdu.name.upper(), i)
+        if "SCI" not in index:
+            raise InvalidInputError(self.path, "no SCI extension")
+        naxis = self._hdul[index["SCI"]].header.get("NAXIS", 0)
+        if naxis not in (2, 3):
+            raise InvalidInputError(self.path, f"SCI is {naxis}-D; a rate file is 2-D and a rateints file 3-D")
+        shape = self._hdul[index["SCI"]].shape
+        for name in ("ERR", "DQ", "VAR_POISSON", "VAR_RNOISE", "VAR_FLAT"):
+            if name in index and self._hdul[index[name]].shape != shape:
+                raise InvalidInputError(self.path, f"{name} shape {self._hdul[index[name]].shape} differs from SCI {shape}")
+        return index
+
+    def _check_required(self) -> None:
+        for keyword, (group, field) in REQUIRED_KEYWORDS.items():
+            if getattr(getattr(self.meta, group), field) in (None, ""):
+                raise InvalidInputError(self.path, f"required keyword {keyword} is missing from the primary header")
+
+    def _extensions(self) -> dict[str, Extension]:
+        known = {"PRIMARY", ASDF_EXTNAME, *ARRAY_EXTENSIONS}
+        extras = {}
+        for name, i in self._index.items():
+            if name in known:
+                continue
+            hdu = self._hdul[i]
+            if isinstance(hdu, fits.BinTableHDU):
+                data = None if hdu.data is None else np.array(hdu.data).view(np.ndarray)
+                extras[name] = Extension(data, _header_cards(hdu.header), "table")
+            else:
+                extras[name] = Extension(None if hdu.data is None else np.array(hdu.data), _header_cards(hdu.header))
+        return extras
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """Shape of SCI: ``(ny, nx)`` or ``(nints, ny, nx)``."""
+        return self._hdul[self._index["SCI"]].shape
+
+    @property
+    def is_cube(self) -> bool:
+        """True for a 3-D (rateints-like) file."""
+        return len(self.shape) == 3
+
+    def _array(self, name: str, cut: slice, dtype: type) -> np.ndarray | None:
+        if name not in self._index:
+            return None
+        hdu = self._hdul[self._index[name]]
+        if hdu.header.get("NAXIS", 0) == 0:
+            return None
+        try:
+            data = hdu.section[cut] if name != "AREA" else hdu.section[...]
+            return np.asarray(data, dtype=dtype)
+        except (OSError, ValueError, TypeError) as error:
+            raise InvalidInputError(self.path, f"cannot read {name} ({error})") from None
+
+    def read(self, start: int | None = None, stop: int | None = None) -> Exposure:
+        """Return the exposure, or integrations ``[start, stop)`` of a 3-D one."""
+        if not self.is_cube and (start is not None or stop is not None):
+            raise ValueError("integration ranges apply to 3-D exposures only")
+        cut = slice(start, stop) if self.is_cube else slice(None)
+        sci = self._array("SCI", cut, np.float32)
+        err = self._array("ERR", cut, np.float32)
+        dq = self._array("DQ", cut, np.uint32)
+        return Exposure(
+            sci=sci,
+            err=np.zeros_like(sci) if err is None else err,
+            dq=np.zeros(sci.shape, np.uint32) if dq is None else dq,
+            var_poisson=self._array("VAR_POISSON", cut, np.float32),
+            var_rnoise=self._array("VAR_RNOISE", cut, np.float32),
+            var_flat=self._array("VAR_FLAT", cut, np.float32),
+            area=self._array("AREA", cut, np.float32),
+            meta=self.meta,
+            wcs=self.wcs,
+            extensions=self.extensions,
+        )
+
+    def close(self) -> None:
+        """Close the file."""
+        self._hdul.close()
+
+    def __enter__(self) -> ExposureFile:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def open_exposure(path: Path | str) -> ExposureFile:
+    """Open an exposure file for reading on demand (see :class:`ExposureFile`)."""
+    return ExposureFile(path)
+
+
+def read_exposure(path: Path | str) -> Exposure:
+    """Read a whole ``_rate``/``_rateints``/``_cal``/``_calints``/``_bsub`` file into an Exposure."""
+    with ExposureFile(path) as handle:
+        return handle.read()
+
+
+def _merged_cards(meta: Meta, hdu: str, extra: Mapping[str, Any] | None = None) -> Cards:
+    """Return the cards of ``hdu`` to write: typed fields first, then carried cards."""
+    typed = [(spec.keyword, getattr(getattr(meta, spec.group), spec.field))
+             for spec in KEYWORDS if spec.hdu == hdu]
+    cards = Cards().updated(typed)
+    carried = meta.header(hdu)
+    cards = Cards(cards.items + tuple(c for c in carried if c.keyword not in cards or c.keyword in COMMENTARY))
+    if hdu == "PRIMARY":
+        cards = cards.updated(dict(meta.status)).updated(dict(meta.refs))
+    return cards.updated(extra or {})
+
+
+def tree_of(exposure: Exposure) -> dict[str, Any]:
+    """Return the ``meta`` of the embedded ASDF tree for ``exposure``."""
+    meta: dict[str, Any] = dict(exposure.meta.tree)
+    if exposure.wcs is not None:
+        meta["wcs"] = exposure.wcs
+    meta["image2"] = {
+        "version": __version__,
+        "provenance": [attrs.asdict(record, recurse=False, value_serializer=_plain) for record in exposure.meta.provenance],
+    }
+    return meta
+
+
+def _plain(_inst: Any, _field: Any, value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: _plain(None, None, v) for k, v in value.items()}
+    if isinstance(value, tuple):
+        return [_plain(None, None, v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def exposure_hdus(exposure: Exposure, filename: str) -> fits.HDUList:
+    """Return the HDUList of ``exposure`` in the JWST layout, stamped with ``filename`` and the time."""
+    meta = exposure.meta
+    now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3]
+    primary = fits.PrimaryHDU(header=_to_header(_merged_cards(meta, "PRIMARY", {
+        "DATE": now, "FILENAME": filename, "CAL_VER": __version__, "CAL_VCS": f"image2-{__version__}",
+    })))
+    hdus: list[fits.hdu.base.ExtensionHDU] = []
+    arrays = {"SCI": exposure.sci, "ERR": exposure.err, "DQ": exposure.dq, "AREA": exposure.area,
+              "VAR_POISSON": exposure.var_poisson, "VAR_RNOISE": exposure.var_rnoise,
+              "VAR_FLAT": exposure.var_flat}
+    for name in ARRAY_EXTENSIONS:
+        if arrays[name] is not None:
+            header = _to_header(_merged_cards(meta, name))
+            hdus.append(fits.ImageHDU(data=np.ascontiguousarray(arrays[name]), header=header, name=name, ver=1))
+    for name, extension in exposure.extensions.items():
+        header = _to_header(extension.cards)
+        if extension.kind == "table":
+            hdus.append(fits.BinTableHDU(data=extension.data, header=header, name=name, ver=1))
+        else:
+            hdus.append(fits.ImageHDU(data=extension.data, header=header, name=name, ver=1))
+    hdus.append(tree_to_hdu({"meta": tree_of(exposure)}))
+    return fits.HDUList([primary, *hdus])
+
+
+def write_exposure(exposure: Exposure, path: Path | str, overwrite: bool = False) -> Path:
+    """Write ``exposure`` to ``path`` atomically; an existing file is kept unless ``overwrite``."""
+    path = Path(path)
+    hdul = exposure_hdus(exposure, path.name)
+    with atomic_write(path, overwrite=overwrite) as handle:
+        hdul.writeto(handle)
+    return path

@@ -1,0 +1,1 @@
+"""The ``image2 watch`` daemon (watchdog): calibrate files as they land, exactly once."""
