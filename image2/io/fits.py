@@ -38,7 +38,7 @@ def _is_structural(keyword: str) -> bool:
     return keyword in _STRUCTURAL or (keyword.startswith(_COLUMN_PREFIXES) and keyword[-1].isdigit())
 
 
-def _header_cards(header: fits.Header) -> Cards:
+def header_cards(header: fits.Header) -> Cards:
     """Return ``header`` as Cards without the keywords FITS itself manages."""
     return Cards(tuple(
         Card(card.keyword, None if card.value is fits.card.UNDEFINED else card.value, card.comment)
@@ -46,7 +46,7 @@ def _header_cards(header: fits.Header) -> Cards:
     ))
 
 
-def _to_header(cards: Cards) -> fits.Header:
+def to_header(cards: Cards) -> fits.Header:
     header = fits.Header()
     for card in cards:
         if card.keyword in COMMENTARY:
@@ -72,7 +72,7 @@ def _typed(path: Path, keyword: str, kind: type, value: Any) -> Any:
 
 def meta_from_headers(path: Path, headers: Mapping[str, fits.Header], tree: Mapping[str, Any]) -> Meta:
     """Build typed metadata from FITS headers (by HDU name) and the embedded ASDF ``meta``."""
-    cards = {name: _header_cards(header) for name, header in headers.items()}
+    cards = {name: header_cards(header) for name, header in headers.items()}
     groups: dict[str, dict[str, Any]] = {}
     for spec in KEYWORDS:
         hdu_cards = cards.get(spec.hdu)
@@ -167,9 +167,9 @@ class ExposureFile:
             hdu = self._hdul[i]
             if isinstance(hdu, fits.BinTableHDU):
                 data = None if hdu.data is None else np.array(hdu.data).view(np.ndarray)
-                extras[name] = Extension(data, _header_cards(hdu.header), "table")
+                extras[name] = Extension(data, header_cards(hdu.header), "table")
             else:
-                extras[name] = Extension(None if hdu.data is None else np.array(hdu.data), _header_cards(hdu.header))
+                extras[name] = Extension(None if hdu.data is None else np.array(hdu.data), header_cards(hdu.header))
         return extras
 
     @property
@@ -237,7 +237,7 @@ def read_exposure(path: Path | str) -> Exposure:
         return handle.read()
 
 
-def _merged_cards(meta: Meta, hdu: str, extra: Mapping[str, Any] | None = None) -> Cards:
+def merged_cards(meta: Meta, hdu: str, extra: Mapping[str, Any] | None = None) -> Cards:
     """Return the cards of ``hdu`` to write: typed fields first, then carried cards."""
     typed = [(spec.keyword, getattr(getattr(meta, spec.group), spec.field))
              for spec in KEYWORDS if spec.hdu == hdu]
@@ -275,7 +275,7 @@ def exposure_hdus(exposure: Exposure, filename: str) -> fits.HDUList:
     """Return the HDUList of ``exposure`` in the JWST layout, stamped with ``filename`` and the time."""
     meta = exposure.meta
     now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3]
-    primary = fits.PrimaryHDU(header=_to_header(_merged_cards(meta, "PRIMARY", {
+    primary = fits.PrimaryHDU(header=to_header(merged_cards(meta, "PRIMARY", {
         "DATE": now, "FILENAME": filename, "CAL_VER": __version__, "CAL_VCS": f"image2-{__version__}",
     })))
     hdus: list[fits.hdu.base.ExtensionHDU] = []
@@ -284,10 +284,10 @@ def exposure_hdus(exposure: Exposure, filename: str) -> fits.HDUList:
               "VAR_FLAT": exposure.var_flat}
     for name in ARRAY_EXTENSIONS:
         if arrays[name] is not None:
-            header = _to_header(_merged_cards(meta, name))
+            header = to_header(merged_cards(meta, name))
             hdus.append(fits.ImageHDU(data=np.ascontiguousarray(arrays[name]), header=header, name=name, ver=1))
     for name, extension in exposure.extensions.items():
-        header = _to_header(extension.cards)
+        header = to_header(extension.cards)
         if extension.kind == "table":
             hdus.append(fits.BinTableHDU(data=extension.data, header=header, name=name, ver=1))
         else:
