@@ -20,3 +20,10 @@ def rateints_file(tmp_path: Path) -> Path:
     """A small 3-D rateints file with an INT_TIMES table."""
     return make_rate(tmp_path / "jw01234001001_01101_00002_nrcb1_rateints.fits", shape=(4, 32, 40),
                      primary={"EXP_TYPE": "NRC_TSIMAGE", "TSOVISIT": True}, int_times=True)
+
+
+@pytest.fixture(autouse=True)
+def private_cache(tmp_path_factory, monkeypatch) -> None:
+    """Keep reference-store indexes out of the user's ~/.cache during tests."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.getbasetemp() / "xdg-cache"))
+    monkeypatch.delenv("CRDS_PATH", raising=False)

@@ -8,9 +8,9 @@ import click
 
 from image2.core.meta import Meta
 from image2.core.plan import is_tso, plan_steps
-from image2.errors import Image2Error
-from image2.io.association import load_input
-from image2.io.fits import open_exposure
+from image2.cli.options import for_each_science_exposure
+from image2.core.association import Association, Product
+from image2.io.fits import ExposureFile
 
 
 def describe(path: Path, meta: Meta, shape: tuple[int, ...], has_subarray_map: bool, n_background: int) -> str:
@@ -44,22 +44,10 @@ def describe(path: Path, meta: Meta, shape: tuple[int, ...], has_subarray_map: b
 @click.pass_context
 def info(ctx: click.Context, inputs: tuple[Path, ...]) -> None:
     """Show instrument, shape, subarray, TSO and the stage-2 plan of rate files or associations."""
-    failed = False
-    for path in inputs:
-        try:
-            association = load_input(path)
-            for product in association.products:
-                science = product.science[0]
-                with open_exposure(science.path) as handle:
-                    text = describe(science.path, handle.meta, handle.shape,
-                                    "SUBARR_MAP" in handle.extensions, len(product.background))
-                if not association.is_singleton:
-                    text = f"{path} product {product.name}:\n" + text
-                click.echo(text)
-        except Image2Error as error:
-            if ctx.obj and ctx.obj.get("debug"):
-                raise
-            click.echo(f"error: {error}", err=True)
-            failed = True
-    if failed:
-        ctx.exit(2)
+
+    def show(path: Path, association: Association, product: Product, handle: ExposureFile) -> None:
+        text = describe(handle.path, handle.meta, handle.shape, "SUBARR_MAP" in handle.extensions,
+                        len(product.background))
+        click.echo(text if association.is_singleton else f"{path} product {product.name}:\n{text}")
+
+    for_each_science_exposure(ctx, inputs, show)

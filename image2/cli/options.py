@@ -1,0 +1,71 @@
+"""Command-line options shared by several commands (references, overrides)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from image2.core.association import Association, Product
+from image2.core.references import REFTYPES
+from image2.errors import Image2Error
+from image2.io.association import load_input
+from image2.io.fits import ExposureFile, open_exposure
+
+
+def parse_ref_overrides(ctx: click.Context | None, param: click.Parameter | None,
+                        values: tuple[str, ...]) -> dict[str, str]:
+    """Turn ``--ref TYPE=PATH`` values into {reftype: absolute path or "N/A"}; bad ones are usage errors."""
+    overrides: dict[str, str] = {}
+    for text in values:
+        reftype, sep, target = text.partition("=")
+        reftype = reftype.strip().lower()
+        if not sep or not target.strip():
+            raise click.BadParameter(f"{text!r}: expected TYPE=PATH or TYPE=N/A", ctx=ctx, param=param)
+        if reftype not in REFTYPES:
+            raise click.BadParameter(f"unknown reference type {reftype!r} (known: {', '.join(REFTYPES)})",
+                                     ctx=ctx, param=param)
+        target = target.strip()
+        if target.upper() == "N/A":
+            overrides[reftype] = "N/A"
+            continue
+        path = Path(target).expanduser()
+        if not path.is_file():
+            raise click.BadParameter(f"{reftype}: no such file {target}", ctx=ctx, param=param)
+        overrides[reftype] = str(path.resolve())
+    return overrides
+
+
+def reference_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Add ``--refs DIR`` (repeatable) and ``--ref TYPE=PATH`` (repeatable) to a command."""
+    command = click.option(
+        "--ref", "overrides", multiple=True, metavar="TYPE=PATH", callback=parse_ref_overrides,
+        help=f"Use this reference file (or N/A for none); TYPE is one of {', '.join(REFTYPES)}.")(command)
+    return click.option(
+        "--refs", "reference_dirs", multiple=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
+        help="Folder of reference files to choose from (repeatable); $CRDS_PATH is searched too.")(command)
+
+
+def for_each_science_exposure(ctx: click.Context, inputs: Iterable[Path],
+                              action: Callable[[Path, Association, Product, ExposureFile], bool | None]) -> None:
+    """Call ``action`` on the science exposure of every product of every input; exit 2 if any failed.
+
+    An input that cannot be read is reported on one stderr line (a traceback with --debug) and
+    the others still run; ``action`` returns True to mark its input as failed.
+    """
+    failed = False
+    for path in inputs:
+        try:
+            association = load_input(path)
+            for product in association.products:
+                with open_exposure(product.science[0].path) as handle:
+                    failed = bool(action(path, association, product, handle)) or failed
+        except Image2Error as error:
+            if ctx.obj and ctx.obj.get("debug"):
+                raise
+            click.echo(f"error: {error}", err=True)
+            failed = True
+    if failed:
+        ctx.exit(2)
