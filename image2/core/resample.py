@@ -1,0 +1,517 @@
+"""resample (steps.md §7): drizzle one calibrated exposure onto a distortion-free sky grid (the i2d).
+
+The drizzling itself is drizzle 3's compiled ``Drizzle`` class; this module builds its inputs
+(pixel map, weights, pixel range) and the i2d record around its outputs. By default every
+array is computed exactly as jwst 3.0 does, including its variance propagation (each
+variance drizzled as a standard deviation, squared, then divided by the squared pixel-scale
+ratio). ``variance_mode="squared_weights"`` instead co-adds the variances with drizzle 3's
+squared-weight channel in the same pass as SCI, giving each output pixel the variance of its
+weighted mean, Σ(w·a)²·V / (Σ w·a)², with no 1/ratio² factor: statistically right for independent
+input pixels (correlations between output pixels are not represented, as in jwst), three drizzle
+passes cheaper, and different from jwst's numbers (typically 1.5–3 times smaller at ratio 1).
+
+The cal record is never modified. When the exposure cannot be resampled for a reason the
+user did not cause (3-D or time-series data, an EXP_TYPE that is not resampled, no positive
+EFFEXPTM) :func:`resample` returns the cal record marked ``S_RESAMP = SKIPPED`` with the
+reason in its provenance, and no i2d; jwst fails outright on a non-positive exposure time.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import warnings
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import attrs
+import numpy as np
+from drizzle.resample import Drizzle
+from scipy.interpolate import RectBivariateSpline
+
+from image2.core.dq import RESAMPLE_GOOD_BITS, good_pixels
+from image2.core.exposure import Exposure
+from image2.core.frozen import readonly
+from image2.core.meta import Meta, Pointing, StepRecord
+from image2.core.nan_sync import nan_synced
+from image2.core.output_grid import OutputGrid, default_grid, given_grid
+from image2.core.plan import RESAMPLED_EXP_TYPES, is_tso
+from image2.core.polygon import clip_convex, clockwise, simplified
+from image2.core.provenance import COMPLETE, skip
+from image2.core.sky_region import PREFIX, parse_s_region
+from image2.errors import StepError
+
+STEP = "resample"
+
+KERNELS = ("square", "gaussian", "point", "turbo", "lanczos2", "lanczos3")
+WEIGHT_TYPES = ("ivm", "exptime")
+VARIANCE_MODES = ("jwst", "squared_weights")
+
+VARIANCE_NAMES = ("var_rnoise", "var_flat", "var_poisson")
+"""The resampled variances, in jwst's order (read noise first: it also sets the ivm weights)."""
+
+PIXMAP_BLOCK = 28672
+"""Input pixels mapped per block: astropy's temporaries stay in cache, and OpenBLAS computes the
+3×3 sky rotations single-threaded (its threshold is M·N·K ≤ 262144), which avoids thread
+hand-offs that cost more than they save on a busy 2-core machine. The numbers do not depend on it."""
+
+_SIP_CARD = re.compile(r"^(CD[12]_[12]|[AB]P?_\d+_\d+|[AB]P?_ORDER)$")
+_SIP_KEY = re.compile(r"^(cd[12]_[12]|[ab]p?_\d_\d|[ab]p?_order)$")
+POINTING_CARDS = ("V2_REF", "V3_REF", "RA_REF", "DEC_REF", "ROLL_REF", "V3I_YANG", "VPARITY")
+POINTING_KEYS = ("v2_ref", "v3_ref", "ra_ref", "dec_ref", "roll_ref", "v3yangle", "vparity")
+
+
+def _float32(array: Any) -> np.ndarray:
+    return readonly(np.asarray(array, dtype=np.float32))
+
+
+def _float32_or_none(array: Any) -> np.ndarray | None:
+    return None if array is None else _float32(array)
+
+
+@attrs.frozen
+class Resampled:
+    """The i2d product: the drizzled image, its weights, context and uncertainties, metadata and WCS.
+
+    SCI, WHT and the optional ERR/VAR_* are float32 ``(ny, nx)``; CON is int32
+    ``(nplanes, ny, nx)``; DQ (only with ``propagate_dq``) is uint32. ``wcs`` is the output gwcs.
+    """
+
+    sci: np.ndarray = attrs.field(converter=_float32)
+    wht: np.ndarray = attrs.field(converter=_float32)
+    con: np.ndarray | None = attrs.field(default=None, converter=lambda a: None if a is None else readonly(np.asarray(a, np.int32)))
+    err: np.ndarray | None = attrs.field(default=None, converter=_float32_or_none)
+    var_rnoise: np.ndarray | None = attrs.field(default=None, converter=_float32_or_none)
+    var_poisson: np.ndarray | None = attrs.field(default=None, converter=_float32_or_none)
+    var_flat: np.ndarray | None = attrs.field(default=None, converter=_float32_or_none)
+    dq: np.ndarray | None = attrs.field(default=None, converter=lambda a: None if a is None else readonly(np.asarray(a, np.uint32)))
+    meta: Meta = attrs.field(factory=Meta)
+    wcs: Any = None
+
+    def __attrs_post_init__(self) -> None:
+        if self.sci.ndim != 2:
+            raise ValueError(f"SCI of an i2d must be 2-D, not {self.sci.ndim}-D")
+        for name in ("wht", "err", "var_rnoise", "var_poisson", "var_flat", "dq"):
+            array = getattr(self, name)
+            if array is not None and array.shape != self.sci.shape:
+                raise ValueError(f"{name.upper()} shape {array.shape} differs from SCI {self.sci.shape}")
+        if self.con is not None and (self.con.ndim != 3 or self.con.shape[1:] != self.sci.shape):
+            raise ValueError(f"CON must be (nplanes, {self.sci.shape[0]}, {self.sci.shape[1]}), not {self.con.shape}")
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """The output shape ``(ny, nx)``."""
+        return self.sci.shape
+
+    def variances(self) -> dict[str, np.ndarray]:
+        """Return the variance arrays that are present, by extension name."""
+        named = {"VAR_POISSON": self.var_poisson, "VAR_RNOISE": self.var_rnoise, "VAR_FLAT": self.var_flat}
+        return {name: array for name, array in named.items() if array is not None}
+
+
+# ---- pixel map ---------------------------------------------------------------------------------
+
+def pixel_map(input_wcs: Any, output_wcs: Any, shape: tuple[int, int], *, stepsize: float = 1.0,
+              order: int = 1) -> np.ndarray:
+    """Return where each input pixel centre lands on the output grid: ``(ny, nx, 2)`` of (x, y).
+
+    The input WCS is evaluated with its bounding box (NaN outside), the output inverse
+    without; the result equals ``drizzle.utils.calc_pixmap(input_wcs, output_wcs, shape)``,
+    evaluated a block of rows at a time and without touching either WCS. With ``stepsize > 1``
+    the mapping is evaluated on a coarse grid (at most ``stepsize`` apart, at least 10 points
+    per axis) spanning the input box and interpolated with ``order`` 1 or 3 splines, falling
+    back to the exact map when a coarse value is not finite (jwst's ``pixmap_stepsize``).
+    """
+    ny, nx = shape
+    box = input_wcs.bounding_box
+    if box is None:
+        xmin, xmax, ymin, ymax = 0, nx - 1, 0, ny - 1
+    else:
+        (x1, x2), (y1, y2) = box.bounding_box(order="F")
+        xmin, xmax = max(0, math.ceil(x1)), min(nx - 1, math.floor(x2))
+        ymin, ymax = max(0, math.ceil(y1)), min(ny - 1, math.floor(y2))
+    width, height = xmax - xmin + 1, ymax - ymin + 1
+    if stepsize > 1 and max(width, height) > 10:
+        coarse = _interpolated_map(input_wcs, output_wcs, shape, (xmin, xmax, ymin, ymax), stepsize, order)
+        if coarse is not None:
+            return coarse
+    forward, backward = input_wcs.forward_transform, output_wcs.backward_transform
+    pixmap = np.empty((ny, nx, 2), dtype=np.float64)
+    x = np.arange(nx, dtype=np.float64)
+    rows = max(1, PIXMAP_BLOCK // max(nx, 1))
+    for start in range(0, ny, rows):
+        stop = min(ny, start + rows)
+        xx, yy = np.meshgrid(x, np.arange(start, stop, dtype=np.float64))
+        boxed = not _inside_box(box, (0, nx - 1, start, stop - 1))
+        world = forward(xx, yy, with_bounding_box=boxed, fill_value=np.nan)
+        pixmap[start:stop, :, 0], pixmap[start:stop, :, 1] = backward(*world)
+    return pixmap
+
+
+def _inside_box(box: Any, limits: tuple[int, int, int, int]) -> bool:
+    """True when the pixel rectangle ``limits`` (xmin, xmax, ymin, ymax) lies inside a WCS box.
+
+    Then evaluating without the box gives the same numbers (every point is inside) and saves
+    astropy's mask, gather and scatter.
+    """
+    if box is None:
+        return True
+    try:
+        (x1, x2), (y1, y2) = box.bounding_box(order="F")
+    except (AttributeError, TypeError, ValueError):
+        return False
+    xmin, xmax, ymin, ymax = limits
+    return x1 <= xmin and xmax <= x2 and y1 <= ymin and ymax <= y2
+
+
+def _mapped(input_wcs: Any, output_wcs: Any, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Output pixel coordinates of input pixels (x, y), NaN outside the input WCS box."""
+    world = input_wcs.pixel_to_world_values(x, y)
+    return output_wcs.invert(*world, with_bounding_box=False)
+
+
+def _interpolated_map(input_wcs: Any, output_wcs: Any, shape: tuple[int, int], limits: tuple[int, int, int, int],
+                      stepsize: float, order: int) -> np.ndarray | None:
+    """The spline-interpolated pixel map, or None when the coarse grid has non-finite points."""
+    xmin, xmax, ymin, ymax = limits
+    width, height = xmax - xmin + 1, ymax - ymin + 1
+    x_coarse = np.linspace(xmin, xmax, max(math.ceil(width / stepsize), min(10, width)))
+    y_coarse = np.linspace(ymin, ymax, max(math.ceil(height / stepsize), min(10, height)))
+    gx, gy = np.meshgrid(x_coarse, y_coarse)
+    cx, cy = _mapped(input_wcs, output_wcs, gx, gy)
+    if not (np.all(np.isfinite(cx)) and np.all(np.isfinite(cy))):
+        return None
+    pixmap = np.full((*shape, 2), np.nan)
+    rows, columns = np.arange(ymin, ymax + 1), np.arange(xmin, xmax + 1)
+    for axis, values in enumerate((cx, cy)):
+        spline = RectBivariateSpline(y_coarse, x_coarse, values, kx=order, ky=order)
+        pixmap[ymin:ymax + 1, xmin:xmax + 1, axis] = spline(rows, columns)
+    return pixmap
+
+
+# ---- weights and ranges ------------------------------------------------------------------------
+
+def good_pixel_mask(dq: np.ndarray) -> np.ndarray:
+    """Return uint8 1 where the fixed good bits ``~DO_NOT_USE+NON_SCIENCE`` allow a pixel, else 0."""
+    return good_pixels(dq, RESAMPLE_GOOD_BITS).view(np.uint8)
+
+
+def weight_map(exposure: Exposure, weight_type: str) -> tuple[np.ndarray, tuple[str, ...]]:
+    """Return the float32 drizzle weight of every input pixel and any note about it (§7.3).
+
+    ``ivm``: 1/VAR_RNOISE (non-finite → 0), or 1 when VAR_RNOISE is absent; ``exptime``:
+    TMEASURE, or EFFEXPTM when it is absent. Either is multiplied by the good-pixel mask.
+    """
+    good = good_pixel_mask(exposure.dq)
+    if weight_type == "exptime":
+        return np.float32(_measurement_time(exposure.meta)) * good, ()
+    if exposure.var_rnoise is None:
+        return np.ones(exposure.shape, dtype=np.float32) * good, ("VAR_RNOISE is absent: good pixels weighted equally",)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        inverse = 1.0 / exposure.var_rnoise
+    inverse[~np.isfinite(inverse)] = 0
+    return (inverse * good).astype(np.float32, copy=False), ()
+
+
+def _measurement_time(meta: Meta) -> float:
+    tmeasure = meta.exposure.tmeasure
+    return meta.exposure.effexptm if tmeasure is None else tmeasure
+
+
+def input_range(wcs: Any, shape: tuple[int, int]) -> tuple[int, int, int, int]:
+    """Return the inclusive input pixel range ``(xmin, xmax, ymin, ymax)`` inside the WCS box."""
+    ny, nx = shape
+    if wcs.bounding_box is None:
+        return 0, max(nx - 1, 0), 0, max(ny - 1, 0)
+    (x1, x2), (y1, y2) = wcs.bounding_box.bounding_box(order="F")
+    xmin, ymin = max(0, int(x1 + 0.5)), max(0, int(y1 + 0.5))
+    return xmin, max(xmin, min(nx - 1, int(x2 + 0.5))), ymin, max(ymin, min(ny - 1, int(y2 + 0.5)))
+
+
+# ---- the step ----------------------------------------------------------------------------------
+
+def _check_parameters(pixfrac: float, kernel: str, weight_type: str, pixmap_order: int, variance_mode: str,
+                      pairs: Mapping[str, Sequence[float] | None], pixel_scale_ratio: float,
+                      pixel_scale: float | None) -> None:
+    if not 0.0 <= pixfrac <= 1.0:
+        raise StepError(STEP, f"pixfrac must be between 0 and 1, not {pixfrac}")
+    if kernel not in KERNELS:
+        raise StepError(STEP, f"unknown kernel {kernel!r} (known: {', '.join(KERNELS)})")
+    if weight_type not in WEIGHT_TYPES:
+        raise StepError(STEP, f"unknown weight_type {weight_type!r} (known: {', '.join(WEIGHT_TYPES)})")
+    if pixmap_order not in (1, 3):
+        raise StepError(STEP, f"pixmap_order must be 1 or 3, not {pixmap_order}")
+    if variance_mode not in VARIANCE_MODES:
+        raise StepError(STEP, f"unknown variance_mode {variance_mode!r} (known: {', '.join(VARIANCE_MODES)})")
+    for name, value in pairs.items():
+        if value is not None and len(value) != 2:
+            raise StepError(STEP, f"{name} must have two values, not {list(value)}")
+    if pairs["output_shape"] is not None and min(pairs["output_shape"]) < 1:
+        raise StepError(STEP, f"output_shape must be positive, not {list(pairs['output_shape'])}")
+    if not pixel_scale_ratio > 0 or (pixel_scale is not None and not pixel_scale > 0):
+        raise StepError(STEP, "pixel_scale_ratio and pixel_scale must be positive")
+
+
+def _reason_not_to_resample(exposure: Exposure) -> str | None:
+    """Why the exposure is not resampled (3-D, TSO, EXP_TYPE, exposure time), or None."""
+    meta = exposure.meta
+    exp_type = (meta.exposure.type or "").upper()
+    if exposure.is_cube:
+        return "3-D exposure (never resampled)"
+    if is_tso(meta):
+        return "time-series exposure (never resampled)"
+    if exp_type not in RESAMPLED_EXP_TYPES:
+        return f"EXP_TYPE {exp_type or '(missing)'} is not resampled"
+    if meta.exposure.effexptm is None or not meta.exposure.effexptm > 0:
+        return f"EFFEXPTM is {meta.exposure.effexptm}: drizzle needs a positive exposure time"
+    return None
+
+
+def resample(
+    exposure: Exposure,
+    *,
+    pixfrac: float = 1.0,
+    kernel: str = "square",
+    fillval: str = "NAN",
+    weight_type: str = "ivm",
+    output_shape: Sequence[int] | None = None,
+    crpix: Sequence[float] | None = None,
+    crval: Sequence[float] | None = None,
+    rotation: float | None = None,
+    pixel_scale_ratio: float = 1.0,
+    pixel_scale: float | None = None,
+    output_wcs: Any = None,
+    enable_ctx: bool = True,
+    enable_err: bool = True,
+    report_var: bool = True,
+    propagate_dq: bool = False,
+    pixmap_stepsize: float = 1.0,
+    pixmap_order: int = 1,
+    variance_mode: str = "jwst",
+) -> Resampled | Exposure:
+    """Return the i2d of a 2-D cal exposure, or the exposure marked S_RESAMP=SKIPPED (see module doc).
+
+    ``output_shape`` is ``(nx, ny)``; ``crpix`` 0-based ``(x, y)``; ``crval`` ``(ra, dec)``
+    deg; ``rotation`` the position angle of output +y from North (deg); ``pixel_scale``
+    arcsec (overrides ``pixel_scale_ratio``). ``output_wcs`` is a gwcs object that replaces
+    all of these; ``pixel_scale`` then gives its pixel scale if known. ``variance_mode`` is
+    ``"jwst"`` or ``"squared_weights"`` (module doc). Raises StepError for invalid parameters
+    or an exposure without WCS or S_REGION.
+    """
+    parameters = {
+        "pixfrac": pixfrac, "kernel": kernel, "fillval": fillval, "weight_type": weight_type,
+        "output_shape": output_shape, "crpix": crpix, "crval": crval, "rotation": rotation,
+        "pixel_scale_ratio": pixel_scale_ratio, "pixel_scale": pixel_scale,
+        "output_wcs": None if output_wcs is None else "custom", "enable_ctx": enable_ctx,
+        "enable_err": enable_err, "report_var": report_var, "propagate_dq": propagate_dq,
+        "pixmap_stepsize": pixmap_stepsize, "pixmap_order": pixmap_order, "variance_mode": variance_mode,
+    }
+    _check_parameters(pixfrac, kernel, weight_type, pixmap_order, variance_mode,
+                      {"output_shape": output_shape, "crpix": crpix, "crval": crval},
+                      pixel_scale_ratio, pixel_scale)
+    reason = _reason_not_to_resample(exposure)
+    if reason is not None:
+        return skip(exposure, STEP, reason)
+    if exposure.wcs is None:
+        raise StepError(STEP, "the exposure has no WCS (assign_wcs did not run or was skipped)")
+    if isinstance(output_wcs, (str, bytes)) or hasattr(output_wcs, "__fspath__"):
+        raise StepError(STEP, "output_wcs must be a gwcs object; read the ASDF file with image2.io.i2d.read_output_wcs")
+    region = exposure.meta.header("SCI").get("S_REGION")
+    footprints = _footprints(region)
+    exposure = nan_synced(exposure)
+    if output_wcs is None:
+        if footprints is None:
+            raise StepError(STEP, "the exposure has no usable S_REGION to place the output grid on")
+        grid = default_grid(exposure.wcs, footprints, exposure.meta.pointing, exposure.shape,
+                            pixel_scale_ratio=pixel_scale_ratio, pixel_scale=pixel_scale, rotation=rotation,
+                            crpix=crpix, crval=crval, output_shape=output_shape)
+    else:
+        grid = given_grid(output_wcs, exposure.wcs, exposure.shape, exposure.meta.photometry.pixar_sr,
+                          pixel_scale=pixel_scale, output_shape=output_shape)
+    arrays, notes = _drizzled(exposure, grid, pixfrac=pixfrac, kernel=kernel, fillval=fillval,
+                              weight_type=weight_type, enable_ctx=enable_ctx, enable_err=enable_err,
+                              propagate_dq=propagate_dq, stepsize=pixmap_stepsize, order=pixmap_order,
+                              variance_mode=variance_mode)
+    region_text, region_notes = output_region(footprints, grid)
+    meta = _i2d_meta(exposure.meta, grid, region_text, weight_type=weight_type, pixfrac=pixfrac,
+                     kernel=kernel, fillval=fillval, enable_err=enable_err)
+    record = StepRecord(STEP, COMPLETE, parameters, {}, (*notes, *region_notes))
+    meta = meta.with_status("S_RESAMP", COMPLETE).evolve(provenance=(*meta.provenance, record))
+    if not (enable_err and report_var):
+        arrays.update(var_rnoise=None, var_flat=None, var_poisson=None)
+    return Resampled(**arrays, meta=meta, wcs=grid.wcs)
+
+
+def _footprints(region: Any) -> list[np.ndarray] | None:
+    if not isinstance(region, str) or not region.strip():
+        return None
+    try:
+        return parse_s_region(region)
+    except ValueError:
+        return None
+
+
+def _drizzled(exposure: Exposure, grid: OutputGrid, *, pixfrac: float, kernel: str, fillval: str, weight_type: str,
+              enable_ctx: bool, enable_err: bool, propagate_dq: bool, stepsize: float, order: int,
+              variance_mode: str) -> tuple[dict[str, np.ndarray | None], tuple[str, ...]]:
+    """Drizzle SCI (and DQ) and the variances; return the output arrays by field name and notes."""
+    shape = grid.shape
+    pixmap = pixel_map(exposure.wcs, grid.wcs, exposure.shape, stepsize=stepsize, order=order)
+    weights, notes = weight_map(exposure, weight_type)
+    xmin, xmax, ymin, ymax = input_range(exposure.wcs, exposure.shape)
+    data = exposure.sci
+    level, subtracted = exposure.meta.header("PRIMARY").get("BKGLEVEL"), exposure.meta.header("PRIMARY").get("BKGSUB")
+    if level is not None and not subtracted:
+        data = data - level
+    common = {"exptime": exposure.meta.exposure.effexptm, "pixmap": pixmap, "iscale": 1.0,
+              "pixel_scale_ratio": grid.pixel_scale_ratio, "weight_map": weights, "wht_scale": 1.0,
+              "pixfrac": pixfrac, "in_units": "cps", "xmin": xmin, "xmax": xmax, "ymin": ymin, "ymax": ymax}
+    squared = enable_err and variance_mode == "squared_weights"
+    variances = [getattr(exposure, name) for name in VARIANCE_NAMES]
+    driz = Drizzle(kernel=kernel, fillval=fillval, out_shape=shape, begin_ctx_id=0, max_ctx_id=0,
+                   disable_ctx=not enable_ctx, fillval2="NaN" if squared else None)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        driz.add_image(data, dq=exposure.dq if propagate_dq else None,
+                       data2=variances if squared else None, **common)
+    notes += tuple(dict.fromkeys(str(w.message) for w in caught))
+    out: dict[str, np.ndarray | None] = {
+        "sci": driz.out_img, "wht": driz.out_wht, "con": driz.out_ctx if enable_ctx else None,
+        "dq": driz.out_dq if propagate_dq else None, "err": None,
+        "var_rnoise": None, "var_flat": None, "var_poisson": None,
+    }
+    if not enable_err:
+        return out, notes
+    if squared:
+        resampled = dict(zip(VARIANCE_NAMES, driz.out_img2, strict=True))
+    else:
+        resampled = _jwst_variances(exposure, grid, weight_type, common, kernel)
+    out.update(resampled)
+    out["err"] = _error(resampled)
+    return out, notes
+
+
+def _jwst_variances(exposure: Exposure, grid: OutputGrid, weight_type: str, common: dict[str, Any],
+                    kernel: str) -> dict[str, np.ndarray]:
+    """Return VAR_RNOISE/VAR_FLAT/VAR_POISSON propagated as jwst 3.0 does (§7.3, precision rules)."""
+    shape = grid.shape
+    drizzled: dict[str, np.ndarray] = {}
+    for name in VARIANCE_NAMES:
+        variance = getattr(exposure, name)
+        if variance is None:
+            continue
+        driz = Drizzle(out_shape=shape, kernel=kernel, fillval=np.nan, disable_ctx=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with np.errstate(invalid="ignore"):
+                deviation = np.sqrt(variance)
+            driz.add_image(data=deviation, **common)
+        drizzled[name] = driz.out_img**2
+    if weight_type == "exptime":
+        weight = np.full(shape, _measurement_time(exposure.meta))
+    elif "var_rnoise" in drizzled:
+        rnoise = drizzled["var_rnoise"]
+        weight = np.zeros(shape)  # float64 holding the float32 reciprocals, as jwst has it
+        with np.errstate(divide="ignore", invalid="ignore"):
+            np.copyto(weight, np.reciprocal(rnoise), where=(rnoise > 0) & np.isfinite(rnoise))
+    else:
+        weight = np.ones(shape)
+    scaling = 1.0 / grid.pixel_scale_ratio**2
+    positive = weight > 0
+    weight32 = weight.astype(np.float32)
+    infinite = np.isinf(weight)
+    product, weight_sum = np.empty(shape), np.empty(shape, dtype=np.float32)
+    result = {}
+    for name in VARIANCE_NAMES:
+        if name not in drizzled:
+            result[name] = np.full(shape, np.nan, dtype=np.float32)
+            continue
+        value = drizzled[name]
+        unused = ~((value >= 0) & np.isfinite(value) & positive)
+        # jwst accumulates S = nansum(S, V·W·W) from S = NaN and T += W over its inputs; for the
+        # one input here that is S = V·W·W (formed in float64, NaN → 0) and T = W, stored float32
+        with np.errstate(over="ignore", invalid="ignore"):
+            np.multiply(value, weight, out=product)
+            product *= weight
+        if infinite.any():
+            np.copyto(product, 0.0, where=np.isnan(product))
+        total = product.astype(np.float32)
+        total[unused] = np.nan
+        np.copyto(weight_sum, weight32)
+        weight_sum[unused] = 0
+        with np.errstate(divide="ignore", invalid="ignore"):
+            if grid.ratio_is_exact:
+                variance = np.multiply(total, np.float32(scaling), out=total)
+                variance /= weight_sum
+                variance /= weight_sum
+            else:
+                variance = (total * np.float64(scaling) / weight_sum / weight_sum).astype(np.float32)
+        result[name] = variance
+    return result
+
+
+def _error(variances: Mapping[str, np.ndarray]) -> np.ndarray:
+    """ERR = √(sum of the variances, NaN ignored); NaN where every variance is NaN."""
+    components = [variances[name] for name in VARIANCE_NAMES]
+    total = np.zeros(components[0].shape, dtype=np.float32)
+    all_nan = np.ones(components[0].shape, dtype=bool)
+    for component in components:
+        finite_or_inf = ~np.isnan(component)
+        total += np.where(finite_or_inf, component, np.float32(0))
+        all_nan &= ~finite_or_inf
+    err = np.sqrt(total)
+    err[all_nan] = np.nan
+    return err
+
+
+# ---- footprint and metadata --------------------------------------------------------------------
+
+def output_region(footprints: Sequence[np.ndarray] | None, grid: OutputGrid) -> tuple[str | None, tuple[str, ...]]:
+    """Return the i2d S_REGION: the input footprint(s) clipped to the output grid (§7.4), and notes.
+
+    Each input polygon is mapped to output pixels, clipped to the output box outline (its sky
+    corners mapped back), cleared of near-duplicate and collinear vertices and mapped to the
+    sky again. None (with a note) when there is no footprint or nothing overlaps.
+    """
+    if footprints is None:
+        return None, ("S_REGION not set: the input has no usable S_REGION",)
+    try:
+        sky_to_pixel = grid.wcs.backward_transform
+        pixel_to_sky = grid.wcs.forward_transform
+        corners = grid.wcs.footprint()
+        window = np.column_stack(sky_to_pixel(corners[:, 0], corners[:, 1]))
+        texts = []
+        for polygon in footprints:
+            pixels = np.column_stack(sky_to_pixel(polygon[:, 0], polygon[:, 1]))
+            clipped = simplified(clockwise(clip_convex(pixels, window)))
+            if len(clipped) >= 3:
+                ra, dec = pixel_to_sky(clipped[:, 0], clipped[:, 1])
+                texts.append(PREFIX + " ".join(f"{a:.9f} {d:.9f}" for a, d in zip(ra, dec, strict=True)))
+    except (ValueError, TypeError, np.linalg.LinAlgError) as error:
+        return None, (f"S_REGION not set: {error}",)
+    if not texts:
+        return None, ("S_REGION not set: the input footprint does not overlap the output grid",)
+    return "  ".join(texts), ()
+
+
+def _i2d_meta(meta: Meta, grid: OutputGrid, region: str | None, *, weight_type: str, pixfrac: float, kernel: str,
+              fillval: str, enable_err: bool) -> Meta:
+    """Return the i2d metadata: the cal's, with the output WCS, pixel area, times and drizzle keywords (§7.4)."""
+    exposure = meta.exposure
+    effexptm = exposure.effexptm
+    duration = exposure.duration if exposure.duration is not None else 0.0
+    sci = meta.header("SCI").without_matching(lambda k: bool(_SIP_CARD.match(k)) or k in POINTING_CARDS)
+    sci = sci.updated({**grid.wcs_cards(), "S_REGION": region, "XPOSURE": effexptm, "TELAPSE": duration})
+    primary = meta.header("PRIMARY").without(("BKGLEVEL", "BKGSUB")).updated({
+        "NDRIZ": 1, "RESWHT": weight_type, "PIXFRAC": pixfrac, "PXSCLRT": float(grid.pixel_scale_ratio)})
+    wcsinfo = {key: value for key, value in dict(meta.tree.get("wcsinfo") or {}).items()
+               if not _SIP_KEY.match(key) and key not in POINTING_KEYS}
+    wcsinfo["radesys"] = "ICRS"
+    cards = {**meta.cards, "SCI": sci, "PRIMARY": primary}
+    return meta.evolve(
+        pointing=Pointing(va_scale=meta.pointing.va_scale),
+        photometry=attrs.evolve(meta.photometry, pixar_sr=grid.pixar_sr, pixar_a2=grid.pixar_a2),
+        exposure=attrs.evolve(exposure, effexptm=effexptm, duration=duration),
+        units=meta.units if enable_err else attrs.evolve(meta.units, err=None),
+        cards=cards,
+    ).with_tree(wcsinfo=wcsinfo, resample={"kernel": kernel, "fillval": fillval})
