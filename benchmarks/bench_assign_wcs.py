@@ -35,7 +35,7 @@ from image2.core.cards import Cards  # noqa: E402
 from image2.core.exposure import Exposure  # noqa: E402
 from image2.core.meta import ExposureInfo, Instrument, Meta, Pointing, Subarray  # noqa: E402
 from image2.core.references import DistortionReference, FilterOffset, FilterOffsetReference  # noqa: E402
-from tests.reference_factories import default_distortion_model  # noqa: E402
+from image2.synthetic.references import default_distortion_model  # noqa: E402
 
 SHAPE = (2048, 2048)
 

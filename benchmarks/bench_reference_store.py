@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from image2.core.meta import ExposureInfo, Instrument, Meta, Subarray  # noqa: E402
 from image2.io.reference_store import ReferenceStore  # noqa: E402
-from tests.reference_factories import (  # noqa: E402
+from image2.synthetic.references import (  # noqa: E402
     make_area,
     make_distortion,
     make_filteroffset,

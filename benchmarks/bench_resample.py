@@ -121,7 +121,7 @@ def quintic_wcs():
     """The benchmark's gwcs with an extra 4th/5th-order field distortion (~1.3 px at the corners)."""
     from astropy.modeling import models
 
-    from tests.reference_factories import default_distortion_model
+    from image2.synthetic.references import default_distortion_model
     from tests.resample_inputs import imaging_wcs
 
     centre = (SHAPE[1] - 1) / 2

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.synthetic import make_rate
+from image2.synthetic.exposures import make_rate
 
 
 @pytest.fixture

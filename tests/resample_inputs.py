@@ -29,11 +29,11 @@ from image2.core.meta import (
     Units,
 )
 from image2.core.sky_region import s_region
-from tests.reference_factories import default_distortion_model
+from image2.synthetic.references import default_distortion_model
 
 POINTING = {"ra_ref": 80.4875, "dec_ref": -69.4975, "roll_ref": 12.5, "v2_ref": -63.0, "v3_ref": -490.0,
             "v3i_yang": -0.55, "vparity": -1, "va_scale": 1.00001}
-"""The synthetic NIRCam NRCB1 pointing of tests/synthetic.py."""
+"""The synthetic NIRCam NRCB1 pointing of image2.synthetic.exposures."""
 
 PIXAR_SR = 2.2758e-14
 """Nominal NIRCam short-wave pixel area (0.0311 arcsec pixels) in steradians."""

@@ -21,8 +21,8 @@ from image2.core.references import DistortionReference, FilterOffset, FilterOffs
 from image2.core.sky_region import parse_s_region, s_region
 from image2.errors import StepError
 from image2.io.fits import read_exposure, write_exposure
-from tests.reference_factories import default_distortion_model
-from tests.synthetic import asdf_extension, make_rate
+from image2.synthetic.references import default_distortion_model
+from image2.synthetic.exposures import asdf_extension, make_rate
 
 RA_REF, DEC_REF, ROLL_REF = 80.4875, -69.4975, 12.5
 V2_REF, V3_REF = -63.0, -490.0

@@ -9,7 +9,7 @@ import pytest
 from image2.core.naming import product_filename, product_root
 from image2.errors import InvalidInputError
 from image2.io.association import load_association, load_input
-from tests.synthetic import make_rate, write_association
+from image2.synthetic.exposures import make_rate, write_association
 
 
 def test_loads_products_members_and_resolves_paths(tmp_path: Path):

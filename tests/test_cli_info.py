@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from image2 import __version__
 from image2.cli.main import cli
-from tests.synthetic import make_rate, write_association
+from image2.synthetic.exposures import make_rate, write_association
 
 
 def run(*args: str):

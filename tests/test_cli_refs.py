@@ -8,8 +8,8 @@ import pytest
 from click.testing import CliRunner
 
 from image2.cli.main import cli
-from tests.reference_factories import make_distortion, make_filteroffset, make_flat, make_photom
-from tests.synthetic import make_rate
+from image2.synthetic.references import make_distortion, make_filteroffset, make_flat, make_photom
+from image2.synthetic.exposures import make_rate
 
 
 @pytest.fixture(autouse=True)

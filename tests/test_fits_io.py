@@ -13,7 +13,7 @@ from image2.core.meta import StepRecord
 from image2.errors import InvalidInputError
 from image2.io.atomic import ProductExistsError
 from image2.io.fits import open_exposure, read_exposure, write_exposure
-from tests.synthetic import make_rate
+from image2.synthetic.exposures import make_rate
 
 
 def test_reads_typed_metadata_and_arrays(rate_file: Path):

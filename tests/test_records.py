@@ -90,3 +90,15 @@ def test_cards_keep_order_and_comments_when_updated():
     assert updated.keywords() == ["A", "B", "HISTORY", "C", "HISTORY"]
     assert updated.card("B").comment == "second" and updated.get("B") == 3
     assert updated.updated({"A": None}).keywords() == ["B", "HISTORY", "C", "HISTORY"]
+
+
+def test_records_pickle_for_worker_processes():
+    import pickle
+
+    exposure = _cube(2).evolve(meta=Meta(status={"S_FLAT": "COMPLETE"}, cards={"SCI": Cards((("A", 1),))}))
+    back = pickle.loads(pickle.dumps(exposure))
+    assert back.meta == exposure.meta
+    np.testing.assert_array_equal(back.sci, exposure.sci)
+    with pytest.raises(TypeError):
+        back.meta.status["S_FLAT"] = "SKIPPED"  # type: ignore[index]
+    assert not back.sci.flags.writeable

@@ -25,7 +25,7 @@ from image2.io.reference_readers import (
     read_photom,
     read_reference,
 )
-from tests.reference_factories import (
+from image2.synthetic.references import (
     default_distortion_model,
     make_area,
     make_dark,

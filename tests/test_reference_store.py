@@ -29,7 +29,7 @@ from image2.io.reference_store import (
     primary_cards,
     resolve_references,
 )
-from tests.reference_factories import (
+from image2.synthetic.references import (
     make_area,
     make_dark,
     make_distortion,
@@ -396,7 +396,7 @@ def test_index_refreshes_when_a_file_appears_or_disappears(refs, tmp_path):
 def test_unreadable_and_foreign_files_do_not_break_the_store(refs, tmp_path):
     (refs / "broken.fits").write_bytes(b"SIMPLE  =                    T" + b"\0" * 100)
     (refs / "notes.txt").write_text("not a reference")
-    from tests.synthetic import make_rate
+    from image2.synthetic.exposures import make_rate
     make_rate(refs / "science_rate.fits")
     make_flat(refs / "flat.fits", SMALL)
     store = store_of(refs, tmp_path)

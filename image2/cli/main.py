@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import importlib
+import os
 import sys
-from pathlib import Path
 
 import click
 
@@ -12,8 +13,29 @@ from image2.cli.logs import configure
 from image2.errors import Image2Error
 
 
+COMMANDS = {
+    "info": "image2.cli.info:info",
+    "process": "image2.cli.process:process",
+    "config": "image2.cli.config:config",
+    "demo": "image2.cli.demo:demo",
+    "refs": "image2.cli.refs:refs",
+    "watch": "image2.cli.watch:watch",
+    "status": "image2.cli.status:status",
+}
+"""Sub-commands by name, imported only when used (keeps ``image2 --version`` fast)."""
+
+
 class Image2Group(click.Group):
-    """A click group that turns image2's own errors into one stderr line and exit code 2."""
+    """A click group with lazily imported commands that turns image2's errors into exit code 2."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *COMMANDS})
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in COMMANDS:
+            module, _, attribute = COMMANDS[name].partition(":")
+            return getattr(importlib.import_module(module), attribute)
+        return super().get_command(ctx, name)
 
     def invoke(self, ctx: click.Context):
         try:
@@ -36,20 +58,14 @@ class Image2Group(click.Group):
 def cli(ctx: click.Context, log_format: str, log_level: str, debug: bool) -> None:
     """Stage-2 imaging calibration of infrared count-rate exposures (JWST, Liger/IRIS)."""
     configure(log_format, log_level)
-    ctx.obj = {"debug": debug}
-
-
-def _register() -> None:
-    from image2.cli import info
-
-    cli.add_command(info.info)
-
-
-_register()
+    ctx.obj = {"debug": debug, "log_format": log_format}
 
 
 def main() -> None:
     """Console-script entry point."""
+    # One BLAS thread per process: the pixel maps' small matrix products only contend otherwise,
+    # and --jobs already spreads work over the cores.
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     cli(prog_name="image2")
 
 

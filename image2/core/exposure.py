@@ -9,7 +9,7 @@ import attrs
 import numpy as np
 
 from image2.core.cards import Cards
-from image2.core.frozen import frozen_mapping, readonly
+from image2.core.frozen import frozen_mapping, readonly, rebuilt_when_unpickled
 from image2.core.meta import Meta
 
 
@@ -25,6 +25,7 @@ def _uint32(array: Any) -> np.ndarray:
     return readonly(np.asarray(array, dtype=np.uint32))
 
 
+@rebuilt_when_unpickled
 @attrs.frozen
 class Extension:
     """An extra HDU carried through untouched (e.g. INT_TIMES, SUBARR_MAP)."""
@@ -34,6 +35,7 @@ class Extension:
     kind: str = "image"  # "image" or "table"
 
 
+@rebuilt_when_unpickled
 @attrs.frozen
 class Exposure:
     """One exposure, 2-D ``(ny, nx)`` or 3-D ``(nints, ny, nx)``; all arrays read-only.

@@ -19,9 +19,16 @@ LIGER_INSTRUMENTS = frozenset({"IRIS", "LIGER"})
 
 @attrs.frozen
 class PlannedStep:
-    """One step of the plan: whether it runs and the reason in words."""
+    """One step of the plan.
+
+    ``applies``: the step belongs to this exposure's pipeline (jwst would invoke it);
+    ``runs``: it applies and is neither disabled by configuration nor skipped for TSO.
+    A step that applies but does not run is marked SKIPPED; one that does not apply leaves
+    no status keyword.
+    """
 
     name: str
+    applies: bool
     runs: bool
     reason: str
 
@@ -49,15 +56,9 @@ def plan_steps(
     tso = is_tso(meta)
     exp_type = (meta.exposure.type or "").upper()
 
-    def decide(name: str) -> tuple[bool, str]:
-        if name in skip:
-            return False, "skipped by configuration"
+    def applies(name: str) -> tuple[bool, str]:
         if name == "bkg_subtract":
-            if n_background == 0:
-                return False, "no background members"
-            if tso:
-                return False, "time-series exposure"
-            return True, f"{n_background} background member(s)"
+            return (n_background > 0, f"{n_background} background member(s)" if n_background else "no background members")
         if name == "parse_subarray_map":
             return (True, "SUBARR_MAP extension present") if has_subarray_map else (False, "no SUBARR_MAP extension")
         if name == "dark_current":
@@ -69,11 +70,17 @@ def plan_steps(
         if name == "resample":
             if cube:
                 return False, "3-D exposure (never resampled)"
-            if tso:
-                return False, "time-series exposure"
             if exp_type not in RESAMPLED_EXP_TYPES:
                 return False, f"EXP_TYPE {exp_type or '(missing)'} is not resampled"
             return True, f"2-D {exp_type}"
         return True, "always (per integration)" if cube else "always"
 
-    return tuple(PlannedStep(name, *decide(name)) for name in STEP_ORDER)
+    def decide(name: str) -> PlannedStep:
+        applicable, reason = applies(name)
+        if applicable and name in skip:
+            return PlannedStep(name, True, False, "skipped by configuration")
+        if applicable and tso and name in ("bkg_subtract", "resample"):
+            return PlannedStep(name, True, False, "time-series exposure")
+        return PlannedStep(name, applicable, applicable, reason)
+
+    return tuple(decide(name) for name in STEP_ORDER)

@@ -13,12 +13,13 @@ from typing import Any, ClassVar
 import attrs
 import numpy as np
 
-from image2.core.frozen import frozen_mapping, readonly, readonly_or_none
+from image2.core.frozen import frozen_mapping, readonly, readonly_or_none, rebuilt_when_unpickled
 from image2.core.meta import Subarray
 
 NOT_APPLICABLE = "N/A"
 
 
+@rebuilt_when_unpickled
 @attrs.frozen
 class FlatReference:
     """An imaging flat: SCI to divide by, its 1-σ ERR, and DQ already translated via DQ_DEF.
@@ -37,6 +38,7 @@ class FlatReference:
     instrument: str | None = None
 
 
+@rebuilt_when_unpickled
 @attrs.frozen
 class PhotomReference:
     """An imaging PHOTOM table and its optional time-dependence tables.
@@ -58,6 +60,7 @@ class PhotomReference:
     instrument: str | None = None
 
 
+@rebuilt_when_unpickled
 @attrs.frozen
 class AreaReference:
     """A pixel-area map relative to the nominal area ``pixar_sr``/``pixar_a2``."""
@@ -106,6 +109,7 @@ class FilterOffsetReference:
     filters: tuple[FilterOffset, ...] = attrs.field(converter=tuple)
 
 
+@rebuilt_when_unpickled
 @attrs.frozen
 class DarkReference:
     """A rate-level (stage-2) dark, Liger/IRIS: SCI in the science's units, ERR, translated DQ."""

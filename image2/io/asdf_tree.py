@@ -17,7 +17,9 @@ COLUMN = "ASDF_METADATA"
 def tree_to_hdu(tree: dict[str, Any]) -> fits.BinTableHDU:
     """Serialise ``tree`` as ASDF and wrap it in the ``ASDF`` BINTABLE extension."""
     buffer = io.BytesIO()
-    asdf.AsdfFile(tree).write_to(buffer)
+    with asdf.config_context() as config:
+        config.validate_on_write = False  # our tree comes from asdf's own converters; validation costs ~0.1 s
+        asdf.AsdfFile(tree).write_to(buffer)
     raw = np.frombuffer(buffer.getvalue(), dtype=np.uint8)
     column = fits.Column(name=COLUMN, format=f"{raw.size}B", array=raw[np.newaxis, :])
     return fits.BinTableHDU.from_columns([column], name=EXTNAME)

@@ -38,7 +38,7 @@ from image2.io.reference_readers import (
     read_photom,
 )
 from tests.parity.jwst_harness import I2D_ARRAYS, JwstBatch, product_differences
-from tests.reference_factories import (
+from image2.synthetic.references import (
     make_area,
     make_distortion,
     make_filteroffset,
@@ -46,7 +46,7 @@ from tests.reference_factories import (
     make_photom,
 )
 from tests.resample_inputs import gaussian_image
-from tests.synthetic import exposure_arrays, make_rate
+from image2.synthetic.exposures import exposure_arrays, make_rate
 
 pytestmark = pytest.mark.slow
 

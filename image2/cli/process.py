@@ -1,0 +1,157 @@
+"""``image2 process``: calibrate rate files and associations into cal/calints/i2d products."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import attrs
+import click
+
+from image2.cli.logs import configure, get_logger
+from image2.cli.options import reference_options
+from image2.errors import Image2Error
+from image2.executors import EXECUTORS, finished, make_executor
+from image2.io.process import ProductResult, RunOptions, configuration, process_input, with_reference_choices
+
+
+def _results(inputs: tuple[Path, ...], options: RunOptions, jobs: int | None, log_setup: tuple[str, str],
+             executor: str = "local", scheduler: str | None = None) -> Iterator[list[ProductResult]]:
+    """Yield each input's results as they finish: here, in local worker processes, or on a Dask cluster.
+
+    Locally, ``jobs`` > 1 runs inputs in that many worker processes. On a cluster the
+    references are chosen here, once per exposure, and every path is made absolute (workers
+    run elsewhere); an input whose worker was lost is run again (see image2.executors).
+    """
+    if executor == "local" and ((jobs or 1) <= 1 or len(inputs) <= 1):
+        for path in inputs:
+            yield process_input(path, options)
+        return
+    if executor == "dask":
+        options = _absolute(options)
+        calls = ((path.absolute(), with_reference_choices(path.absolute(), options)) for path in inputs)
+    else:
+        calls = ((path, options) for path in inputs)
+    with make_executor(executor, jobs, scheduler, initializer=configure, initargs=log_setup) as pool:
+        for end in finished(pool, process_input, calls):
+            if end.error is None:
+                yield end.result
+            else:
+                path = end.args[0]
+                yield [ProductResult(path, path.name, "failed", (),
+                                     f"{path}: {executor} executor: {end.error!r} (after {end.attempts} attempts)")]
+
+
+def _absolute(options: RunOptions) -> RunOptions:
+    """Return ``options`` with every path absolute, as workers on other machines need them."""
+    return attrs.evolve(options, output_dir=options.output_dir.absolute(),
+                        reference_dirs=[folder.absolute() for folder in options.reference_dirs],
+                        config_file=options.config_file.absolute() if options.config_file else None)
+
+
+def product_names(folder: Path) -> frozenset[str]:
+    """Return the names of the files in ``folder`` (none when it does not exist yet)."""
+    try:
+        return frozenset(entry.name for entry in os.scandir(folder))
+    except FileNotFoundError:
+        return frozenset()
+
+
+def settled(results: list[ProductResult], before: frozenset[str]) -> list[ProductResult]:
+    """Return ``results`` with products made by a lost attempt of this very run counted as done.
+
+    A task whose worker died after publishing is run again and finds its products there:
+    ``skipped``. When those products were not in the output folder when the run began
+    (``before``) and no other input of the run made them, they are this input's work: ``done``,
+    listing the product's files that are new.
+    """
+    made = {output for result in results if result.status == "done" for output in result.outputs}
+    out = []
+    for result in results:
+        if (result.status == "skipped" and result.outputs
+                and not any(path.name in before or path in made for path in result.outputs)):
+            folder = result.outputs[0].parent
+            new = tuple(sorted(path for path in folder.glob(f"{result.product}_*") if path.name not in before))
+            result = attrs.evolve(result, status="done", outputs=new or result.outputs, error=None)
+        out.append(result)
+    return out
+
+
+def exit_code(results: list[ProductResult]) -> int:
+    """0 when nothing failed; 2 when every input was invalid; 1 when some failed."""
+    failed = [r for r in results if r.status == "failed"]
+    if not failed:
+        return 0
+    if len(failed) == len(results) and all(r.invalid_input for r in failed):
+        return 2
+    return 1
+
+
+@click.command()
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--output-dir", "-o", type=click.Path(file_okay=False, path_type=Path), default=Path("."),
+              show_default=True, help="Where products go.")
+@reference_options
+@click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="TOML file of step parameters ([steps.<step>] tables).")
+@click.option("--step", "step_overrides", multiple=True, metavar="STEP.PARAM=VALUE",
+              help="Override one step parameter, e.g. resample.pixfrac=0.8 or flat_field.skip=true.")
+@click.option("--save-bsub", is_flag=True, help="Also write the background-subtracted _bsub/_bsubints product.")
+@click.option("--jobs", "-j", type=click.IntRange(min=1), default=None,
+              help="Inputs processed in parallel: local worker processes (default 1), or the workers of the "
+                   "LocalCluster that --executor dask starts without --scheduler (default one per core).")
+@click.option("--executor", type=click.Choice(EXECUTORS), default="local", show_default=True,
+              help="Run inputs in local processes, or on a Dask cluster (needs the image2[dask] extra; "
+                   "inputs, references and --output-dir must be on storage shared with every worker).")
+@click.option("--scheduler", metavar="ADDRESS",
+              help="With --executor dask: the scheduler of the cluster to use, e.g. tcp://head:8786 "
+                   "(default: start a LocalCluster).")
+@click.option("--overwrite", is_flag=True, help="Replace existing products (kept by default).")
+@click.option("--strict", is_flag=True, help="A missing reference file is an error instead of a skipped step.")
+@click.option("--preview", is_flag=True, help="Write a PNG quick-look next to each i2d (or cal).")
+@click.option("--allow-outside", is_flag=True, help="Accept association members outside the association's folder.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@click.pass_context
+def process(ctx: click.Context, inputs: tuple[Path, ...], output_dir: Path, reference_dirs: tuple[Path, ...],
+            overrides: dict[str, str], config_file: Path | None, step_overrides: tuple[str, ...], save_bsub: bool,
+            jobs: int | None, executor: str, scheduler: str | None, overwrite: bool, strict: bool,
+            preview: bool, allow_outside: bool, quiet: bool) -> None:
+    """Calibrate rate/rateints files and Level-2 associations."""
+    options = RunOptions(output_dir=output_dir, reference_dirs=reference_dirs, overrides=overrides,
+                         config_file=config_file, step_overrides=step_overrides, overwrite=overwrite,
+                         strict=strict, save_bsub=save_bsub, preview=preview, allow_outside=allow_outside)
+    if scheduler is not None and executor != "dask":
+        raise click.UsageError("--scheduler needs --executor dask")
+    try:
+        configuration(options)  # configuration errors are usage errors: report before any work
+    except Image2Error as error:
+        raise click.UsageError(str(error)) from None
+    log = get_logger("image2.cli.process")
+    root_logger = logging.getLogger("image2")
+    log_setup = (ctx.obj.get("log_format", "console"), logging.getLevelName(root_logger.level))
+    started = time.perf_counter()
+    before = product_names(output_dir) if executor == "dask" else frozenset()
+    results: list[ProductResult] = []
+    show_bar = not quiet and sys.stderr.isatty()
+    with click.progressbar(length=len(inputs), label="calibrating", file=sys.stderr,
+                           hidden=not show_bar) as bar:
+        for batch in _results(inputs, options, jobs, log_setup, executor, scheduler):
+            results.extend(batch)
+            bar.update(1)
+    if executor == "dask":
+        results = settled(results, before)
+    for result in results:
+        if result.status == "failed":
+            log.error("failed", file=str(result.input), product=result.product, reason=result.error)
+    counts = {status: sum(r.status == status for r in results) for status in ("done", "skipped", "failed")}
+    elapsed = time.perf_counter() - started
+    click.echo(f"done {counts['done']}, skipped {counts['skipped']}, failed {counts['failed']} "
+               f"in {elapsed:.1f} s")
+    for result in results:
+        for output in result.outputs if result.status == "done" else ():
+            click.echo(f"  {output}")
+    ctx.exit(exit_code(results))

@@ -1,0 +1,73 @@
+"""Write the products of one calibrated exposure together: each file whole, the cal last."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from image2.core.exposure import Exposure
+from image2.core.naming import product_filename
+from image2.core.pipeline import Products
+from image2.io.atomic import Staging
+from image2.io.fits import exposure_hdus
+from image2.io.i2d import i2d_hdus
+from image2.io.preview import preview_png
+
+
+def stage_exposure(staging: Staging, exposure: Exposure, path: Path, overwrite: bool | None = None) -> None:
+    """Stage ``exposure`` as a FITS file to be published at ``path``."""
+    hdul = exposure_hdus(exposure, path.name)
+    with staging.open(path, overwrite) as handle:
+        hdul.writeto(handle)
+
+
+def preview_of(record: Exposure | object, name: str) -> bytes:
+    """Return the quick-look PNG of a cal or i2d record (first integration of a cube)."""
+    image = record.sci[0] if record.sci.ndim == 3 else record.sci
+    meta = record.meta
+    caption = f"{name}   {meta.instrument.name or ''} {meta.instrument.filter or ''}".rstrip()
+    return preview_png(image, caption, record.wcs)
+
+
+def stage_products(staging: Staging, products: Products, output_dir: Path, root: str, *,
+                   save_combined_background: bool = False, preview: bool = False,
+                   replace_companions: bool = False) -> None:
+    """Stage every file of ``products`` under ``output_dir``: background, bsub, i2d, preview, cal.
+
+    ``replace_companions`` lets the files other than the cal replace existing ones: the runner
+    sets it when no cal exists, since companions without their cal are leftovers of an
+    interrupted run (the cal is always published last).
+    """
+    cube = products.cal.is_cube
+    companion = True if replace_companions else None
+    if products.background is not None and save_combined_background:
+        background = products.background
+        stage_exposure(staging, Exposure(sci=background.data, err=background.err, dq=background.dq,
+                                         meta=products.cal.meta),
+                       output_dir / product_filename(root, "combinedbackground"), companion)
+    if products.bsub is not None:
+        stage_exposure(staging, products.bsub, output_dir / product_filename(root, "bsub", cube), companion)
+    shown, shown_name = products.cal, product_filename(root, "cal", cube)
+    if products.i2d is not None:
+        i2d_path = output_dir / product_filename(root, "i2d")
+        with staging.open(i2d_path, companion) as handle:
+            i2d_hdus(products.i2d, i2d_path.name).writeto(handle)
+        shown, shown_name = products.i2d, i2d_path.name
+    if preview:
+        with staging.open(output_dir / (Path(shown_name).stem + ".png"), companion) as handle:
+            handle.write(preview_of(shown, shown_name))
+    stage_exposure(staging, products.cal, output_dir / product_filename(root, "cal", cube))
+
+
+def write_products(products: Products, output_dir: Path | str, root: str, *, overwrite: bool = False,
+                   preview: bool = False, save_combined_background: bool = False) -> list[Path]:
+    """Write every product of one exposure atomically and together; return the paths written.
+
+    ``root`` names the files (``<root>_cal.fits``, ``<root>_i2d.fits``, ...). Existing files are
+    kept (ProductExistsError) unless ``overwrite``.
+    """
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    with Staging(overwrite) as staging:
+        stage_products(staging, products, output_dir, root, preview=preview,
+                       save_combined_background=save_combined_background)
+        return staging.publish()

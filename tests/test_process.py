@@ -1,0 +1,212 @@
+"""``image2 process`` end to end: associations, cubes in chunks, TSO, Liger/IRIS, batches, reruns."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from astropy.io import fits
+from click.testing import CliRunner
+
+from image2.cli.main import cli
+from image2.core.config import Config
+from image2.core.pipeline import calibrate
+from image2.core.references import References
+from image2.io.fits import read_exposure
+from image2.io.reference_readers import read_reference
+from image2.synthetic import references as rf
+from image2.synthetic.exposures import make_rate, write_association
+
+SUBARRAY = {"SUBSTRT1": 101, "SUBSTRT2": 201, "SUBARRAY": "SUB160"}
+SHAPE = (128, 160)
+
+
+@pytest.fixture(scope="module")
+def refs(tmp_path_factory) -> Path:
+    """A folder of full-frame NIRCam NRCB1 references, as a user or a CRDS cache holds them."""
+    folder = tmp_path_factory.mktemp("refs")
+    rf.make_flat(folder / "jwst_nircam_flat_0001.fits", detector="NRCB1", nan_pixels=[(210, 110)],
+                 zero_pixels=[(220, 120)])
+    rf.make_photom(folder / "jwst_nircam_photom_0001.fits", instrument="NIRCAM", detector="NRCB1")
+    rf.make_area(folder / "jwst_nircam_area_0001.fits", detector="NRCB1")
+    rf.make_distortion(folder / "jwst_nircam_distortion_0001.asdf", detector="NRCB1")
+    rf.make_filteroffset(folder / "jwst_nircam_filteroffset_0001.asdf", detector="NRCB1")
+    return folder
+
+
+def invoke(*args: str):
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+def _association(folder: Path, science: dict | None = None) -> Path:
+    make_rate(folder / "sci_rate.fits", shape=SHAPE, primary={**SUBARRAY, **(science or {})})
+    make_rate(folder / "bkg1_rate.fits", shape=SHAPE, primary=SUBARRAY, seed=2)
+    make_rate(folder / "bkg2_rate.fits", shape=SHAPE, primary=SUBARRAY, seed=3)
+    return write_association(folder / "jw01234_image2_asn.json", [{"name": "jw01234001001_01101_00001_nrcb1", "members": [
+        {"expname": "sci_rate.fits", "exptype": "science"},
+        {"expname": "bkg1_rate.fits", "exptype": "background"},
+        {"expname": "bkg2_rate.fits", "exptype": "background"}]}])
+
+
+def test_association_with_background_gives_hand_checkable_cal_i2d_and_bsub(tmp_path: Path, refs: Path):
+    asn = _association(tmp_path)
+    out = tmp_path / "out"
+    result = invoke("process", asn, "--refs", refs, "-o", out, "--save-bsub", "--preview")
+    assert result.exit_code == 0, result.output
+    root = out / "jw01234001001_01101_00001_nrcb1"
+    for suffix in ("_cal.fits", "_i2d.fits", "_bsub.fits", "_i2d.png"):
+        assert Path(f"{root}{suffix}").exists(), suffix
+    assert Path(f"{root}_i2d.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    header = fits.getheader(f"{root}_cal.fits")
+    for keyword in ("S_BKDSUB", "S_WCS", "S_FLAT", "S_PHOTOM"):
+        assert header[keyword] == "COMPLETE", keyword
+    assert header["R_FLAT"] == "crds://jwst_nircam_flat_0001.fits" and header["R_DISTOR"].startswith("crds://")
+    assert header["ASNTABLE"] == asn.name and header["CAL_VER"] and "S_RESAMP" not in header
+    assert fits.getheader(f"{root}_i2d.fits")["S_RESAMP"] == "COMPLETE"
+    cal = read_exposure(f"{root}_cal.fits")
+    assert [r.step for r in cal.meta.provenance] == ["bkg_subtract", "assign_wcs", "flat_field", "photom"]
+    assert cal.meta.provenance[-1].parameters["apply_time_correction"] is True
+
+    # By hand: two background members (no clipping with two values), flat cut at SUBSTRT, photom row.
+    sci, b1, b2 = (fits.getdata(tmp_path / f"{n}_rate.fits") for n in ("sci", "bkg1", "bkg2"))
+    background = ((b1.astype(np.float64) + b2) / 2).astype(np.float32)
+    flat = fits.getdata(refs / "jwst_nircam_flat_0001.fits", "SCI")[200:200 + SHAPE[0], 100:100 + SHAPE[1]]
+    photmjsr = np.float32(cal.meta.photometry.photmjsr)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        expected = ((sci - background) / flat).astype(np.float32) * np.float64(photmjsr)
+    good = np.isfinite(cal.sci)
+    assert good.sum() > 0.95 * good.size
+    np.testing.assert_allclose(cal.sci[good], expected.astype(np.float32)[good], rtol=1e-6)
+    assert np.isnan(cal.sci[10, 10]) and cal.dq[10, 10] & 1  # flat NaN at (210, 110) full frame
+    bsub = read_exposure(f"{root}_bsub.fits")
+    np.testing.assert_array_equal(bsub.sci, (sci - background).astype(np.float32))
+
+
+def test_rateints_are_calibrated_in_chunks_identically(tmp_path: Path, refs: Path, monkeypatch):
+    monkeypatch.setattr("image2.io.process.CHUNK_BYTES", SHAPE[0] * SHAPE[1] * 4 * 2)  # two integrations a chunk
+    path = make_rate(tmp_path / "jw01_nrcb1_rateints.fits", shape=(5, *SHAPE), primary=SUBARRAY,
+                     int_times=True)
+    out = tmp_path / "out"
+    result = invoke("process", path, "--refs", refs, "-o", out)
+    assert result.exit_code == 0, result.output
+    written = read_exposure(out / "jw01_nrcb1_calints.fits")
+    references = References(**{t: read_reference(t, p, f"crds://{p.name}") for t, p in (
+        ("flat", refs / "jwst_nircam_flat_0001.fits"), ("photom", refs / "jwst_nircam_photom_0001.fits"),
+        ("area", refs / "jwst_nircam_area_0001.fits"), ("distortion", refs / "jwst_nircam_distortion_0001.asdf"),
+        ("filteroffset", refs / "jwst_nircam_filteroffset_0001.asdf"))})
+    whole = calibrate(read_exposure(path), references, Config()).cal
+    for name in ("sci", "err", "dq", "var_poisson", "var_rnoise", "var_flat", "area"):
+        assert getattr(written, name).tobytes() == getattr(whole, name).tobytes(), name
+    assert written.meta.status["S_FLAT"] == "COMPLETE" and written.meta.status["S_PHOTOM"] == "COMPLETE"
+    assert "INT_TIMES" in written.extensions and not (out / "jw01_nrcb1_i2d.fits").exists()
+
+
+def test_tso_exposures_skip_background_and_resample(tmp_path: Path, refs: Path):
+    asn = _association(tmp_path, {"TSOVISIT": True})
+    out = tmp_path / "out"
+    result = invoke("process", asn, "--refs", refs, "-o", out)
+    assert result.exit_code == 0, result.output
+    header = fits.getheader(out / "jw01234001001_01101_00001_nrcb1_cal.fits")
+    assert header["S_BKDSUB"] == "SKIPPED" and header["S_RESAMP"] == "SKIPPED"
+    assert header["S_FLAT"] == "COMPLETE" and not list(out.glob("*_i2d.fits"))
+    cube = make_rate(tmp_path / "tso_rateints.fits", shape=(3, *SHAPE),
+                     primary={**SUBARRAY, "EXP_TYPE": "NRC_TSIMAGE", "TSOVISIT": True})
+    assert invoke("process", cube, "--refs", refs, "-o", out).exit_code == 0
+    cube_header = fits.getheader(out / "tso_calints.fits")
+    assert cube_header["S_PHOTOM"] == "COMPLETE" and "S_RESAMP" not in cube_header and "S_BKDSUB" not in cube_header
+
+
+def test_liger_iris_exposure_with_subarray_map_and_dark(tmp_path: Path):
+    shape = (64, 64)
+    path = make_rate(tmp_path / "iris_rate.fits", shape=shape, primary={
+        "INSTRUME": "IRIS", "DETECTOR": "IMG1", "EXP_TYPE": "IRIS_IMAGE", "FILTER": "KN3", "PUPIL": "NONE"})
+    subarray_map = np.zeros(shape, np.uint16)
+    subarray_map[10:20, 30:45] = 1
+    subarray_map[40:50, 5:9] = 2
+    with fits.open(path, mode="update") as hdul:
+        hdul.insert(len(hdul) - 1, fits.ImageHDU(subarray_map, name="SUBARR_MAP"))
+    dark = rf.make_dark(tmp_path / "iris_dark.fits", shape=shape, instrument="IRIS", detector="IMG1", level=0.25)
+    out = tmp_path / "out"
+    result = invoke("process", path, "--ref", f"dark={dark}", "-o", out)
+    assert result.exit_code == 0, result.output
+    cal = read_exposure(out / "iris_cal.fits")
+    assert cal.meta.status["S_DARK"] == "COMPLETE" and cal.meta.refs["R_DARK"] == str(dark.resolve())
+    assert cal.meta.status["S_FLAT"] == "SKIPPED" and cal.meta.status["S_WCS"] == "COMPLETE"
+    assert [item["xstart"] for item in cal.meta.tree["subarray_map"]] == [31, 6]
+    assert np.all(cal.dq[10:20, 30:45] & 16) and not np.any(cal.dq[0:5, 0:5] & 16)
+    rate, dark_sci = fits.getdata(path), fits.getdata(dark)
+    good = np.isfinite(cal.sci)
+    np.testing.assert_array_equal(cal.sci[good], (rate - np.nan_to_num(dark_sci))[good])
+
+
+def test_batch_with_a_corrupt_input_completes_the_others(tmp_path: Path, refs: Path):
+    good = [make_rate(tmp_path / f"g{i}_rate.fits", shape=SHAPE, primary=SUBARRAY, seed=i) for i in range(2)]
+    bad = tmp_path / "corrupt_rate.fits"
+    bad.write_bytes(good[0].read_bytes()[:5000])
+    out = tmp_path / "out"
+    result = invoke("process", good[0], bad, good[1], "--refs", refs, "-o", out)
+    assert result.exit_code == 1
+    assert "done 2, skipped 0, failed 1" in result.stdout
+    assert str(bad) in result.stderr and "Traceback" not in result.output
+    assert sorted(p.name for p in out.glob("*_cal.fits")) == ["g0_cal.fits", "g1_cal.fits"]
+    assert not list(out.glob("corrupt*")) and not list(out.glob(".*"))
+
+
+def test_existing_products_are_kept_unless_overwrite(tmp_path: Path, refs: Path):
+    path = make_rate(tmp_path / "x_rate.fits", shape=SHAPE, primary=SUBARRAY)
+    out = tmp_path / "out"
+    assert invoke("process", path, "--refs", refs, "-o", out).exit_code == 0
+    stamp = (out / "x_cal.fits").stat().st_mtime_ns
+    again = invoke("process", path, "--refs", refs, "-o", out)
+    assert again.exit_code == 0 and "skipped 1" in again.stdout
+    assert (out / "x_cal.fits").stat().st_mtime_ns == stamp
+    assert invoke("process", path, "--refs", refs, "-o", out, "--overwrite").exit_code == 0
+    assert (out / "x_cal.fits").stat().st_mtime_ns != stamp
+
+
+def test_missing_references_skip_steps_or_fail_with_strict(tmp_path: Path):
+    path = make_rate(tmp_path / "x_rate.fits", shape=SHAPE, primary=SUBARRAY)
+    out = tmp_path / "out"
+    result = invoke("process", path, "-o", out)
+    assert result.exit_code == 0, result.output
+    header = fits.getheader(out / "x_cal.fits")
+    assert header["S_FLAT"] == "SKIPPED" and header["R_FLAT"] == "N/A" and header["S_PHOTOM"] == "SKIPPED"
+    strict = invoke("process", path, "-o", tmp_path / "strict", "--strict")
+    assert strict.exit_code == 1 and "--strict: no" in strict.stderr and str(path) in strict.stderr
+
+
+def test_usage_errors_exit_2(tmp_path: Path):
+    path = make_rate(tmp_path / "x_rate.fits", shape=SHAPE)
+    result = invoke("process", path, "--step", "resample.pixfrc=0.5")
+    assert result.exit_code == 2 and "did you mean 'pixfrac'" in result.output
+    result = invoke("process", path, "--ref", "flatt=/nowhere")
+    assert result.exit_code == 2 and "unknown reference type" in result.output
+    result = invoke("process", tmp_path / "missing_rate.fits")
+    assert result.exit_code == 2
+
+
+@pytest.mark.slow
+def test_parallel_jobs_in_worker_processes(tmp_path: Path, refs: Path):
+    inputs = [make_rate(tmp_path / f"p{i}_rate.fits", shape=SHAPE, primary=SUBARRAY, seed=i) for i in range(3)]
+    out = tmp_path / "out"
+    proc = subprocess.run([sys.executable, "-m", "image2", "--log-format", "json", "process", *map(str, inputs),
+                           "--refs", str(refs), "-o", str(out), "--jobs", "2"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "done 3, skipped 0, failed 0" in proc.stdout
+    assert sorted(p.name for p in out.glob("*_cal.fits")) == ["p0_cal.fits", "p1_cal.fits", "p2_cal.fits"]
+    events = [line for line in proc.stderr.splitlines() if line.startswith("{")]
+    assert events and all('"file"' in line for line in events if '"wrote' in line)
+
+
+def test_rerun_after_an_interrupted_publish_replaces_the_orphaned_companions(tmp_path: Path, refs: Path):
+    path = make_rate(tmp_path / "x_rate.fits", shape=SHAPE, primary=SUBARRAY)
+    out = tmp_path / "out"
+    assert invoke("process", path, "--refs", refs, "-o", out).exit_code == 0
+    (out / "x_cal.fits").unlink()  # as if killed between publishing the i2d and the cal (cal goes last)
+    stale = (out / "x_i2d.fits").stat().st_mtime_ns
+    result = invoke("process", path, "--refs", refs, "-o", out)
+    assert result.exit_code == 0 and "done 1" in result.stdout, result.output
+    assert (out / "x_cal.fits").exists() and (out / "x_i2d.fits").stat().st_mtime_ns != stale
