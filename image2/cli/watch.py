@@ -1,0 +1,119 @@
+"""``image2 watch``: calibrate every rate file or association that lands in the watched folders, once."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import attrs
+import click
+
+from image2.cli.logs import configure, get_logger
+from image2.cli.options import parse_ref_overrides
+from image2.errors import Image2Error
+from image2.executors import EXECUTORS, make_executor
+from image2.io.process import RunOptions, configuration, with_reference_choices
+from image2.watch.daemon import Daemon, WatchConfig
+from image2.watch.readiness import DEFAULT_PATTERNS
+from image2.watch.tasks import process_pool
+
+_SECONDS = click.FloatRange(min=0.0)
+
+
+@click.command()
+@click.argument("folders", nargs=-1, required=True, type=click.Path(file_okay=False, path_type=Path))
+@click.option("--output-dir", "-o", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Where products go; the ledger (image2-watch.sqlite) is kept there too.")
+@click.option("--refs", "reference_dirs", multiple=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Folder of reference files (repeatable). While one is missing, items wait and retry.")
+@click.option("--ref", "overrides", multiple=True, metavar="TYPE=PATH", callback=parse_ref_overrides,
+              help="Use this reference file (or N/A for none).")
+@click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="TOML file of step parameters ([steps.<step>] tables).")
+@click.option("--step", "step_overrides", multiple=True, metavar="STEP.PARAM=VALUE",
+              help="Override one step parameter, e.g. resample.pixfrac=0.8.")
+@click.option("--pattern", "patterns", multiple=True, metavar="GLOB",
+              help=f"File names to take (repeatable; default {' '.join(DEFAULT_PATTERNS)}).")
+@click.option("--recursive", is_flag=True, help="Watch subfolders too.")
+@click.option("--workers", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Inputs calibrated at once: worker processes (default 1), or tasks on the Dask cluster "
+                   "(default: its worker threads; without --scheduler, a LocalCluster of N worker processes).")
+@click.option("--executor", type=click.Choice(EXECUTORS), default="local", show_default=True,
+              help="Calibrate in local processes, or on a Dask cluster (needs the image2[dask] extra; the watched, "
+                   "reference and output folders must be on storage shared with every worker).")
+@click.option("--scheduler", metavar="ADDRESS",
+              help="With --executor dask: the scheduler of the cluster to use, e.g. tcp://head:8786 "
+                   "(default: start a LocalCluster).")
+@click.option("--poll", type=click.FloatRange(min=0.05), is_flag=False, flag_value=1.0, default=None,
+              metavar="[SECONDS]", help="Poll the folders (every SECONDS, default 1) instead of using native "
+              "events; for network filesystems. Write --poll=SECONDS or put it after the folders.")
+@click.option("--settle", type=_SECONDS, default=5.0, show_default=True, metavar="SECONDS",
+              help="A file without a close-after-write event is taken once its size and mtime stayed "
+                   "unchanged this long; an invalid file is judged corrupt only after it.")
+@click.option("--quarantine", type=click.Path(file_okay=False, path_type=Path),
+              help="Move invalid inputs here, each with a <name>.reason.json.")
+@click.option("--reconcile", type=click.FloatRange(min=0.1), default=60.0, show_default=True, metavar="SECONDS",
+              help="Seconds between rescans of the watched folders (events are only hints).")
+@click.option("--heartbeat", type=click.FloatRange(min=0.1), default=30.0, show_default=True, metavar="SECONDS",
+              help="Seconds between heartbeats in the log and the ledger.")
+@click.option("--grace", type=_SECONDS, default=30.0, show_default=True, metavar="SECONDS",
+              help="On SIGINT/SIGTERM, seconds running items get to finish before being put back in the queue.")
+@click.option("--member-wait", type=_SECONDS, default=600.0, show_default=True, metavar="SECONDS",
+              help="Seconds an association waits for its members to exist and be complete.")
+@click.option("--members-as-singletons", is_flag=True,
+              help="Also process members of associations on their own.")
+@click.option("--max-attempts", type=click.IntRange(min=1), default=5, show_default=True, metavar="N",
+              help="Runs of an input hitting transient errors (disk full, missing reference folder) before "
+                   "it fails.")
+@click.option("--retry-delay", type=_SECONDS, default=10.0, show_default=True, metavar="SECONDS",
+              help="Seconds before the first retry; doubled at each further attempt.")
+@click.option("--save-bsub", is_flag=True, help="Also write the background-subtracted _bsub product.")
+@click.option("--overwrite", is_flag=True, help="Replace existing products (kept by default).")
+@click.option("--strict", is_flag=True, help="A missing reference file is an error instead of a skipped step.")
+@click.option("--preview", is_flag=True, help="Write a PNG quick-look next to each i2d (or cal).")
+@click.option("--allow-outside", is_flag=True, help="Accept association members outside the association's folder.")
+@click.pass_context
+def watch(ctx: click.Context, folders: tuple[Path, ...], output_dir: Path, reference_dirs: tuple[Path, ...],
+          overrides: dict[str, str], config_file: Path | None, step_overrides: tuple[str, ...],
+          patterns: tuple[str, ...], recursive: bool, workers: int | None, executor: str, scheduler: str | None,
+          poll: float | None, settle: float,
+          quarantine: Path | None, reconcile: float, heartbeat: float, grace: float, member_wait: float,
+          members_as_singletons: bool, max_attempts: int, retry_delay: float, save_bsub: bool,
+          overwrite: bool, strict: bool, preview: bool, allow_outside: bool) -> None:
+    """Calibrate every rate file or association that lands in FOLDERS, exactly once, until stopped.
+
+    Stop with SIGINT or SIGTERM (running items get --grace seconds; exit 0). SIGHUP rescans the
+    folders now. `image2 status OUTPUT_DIR` shows progress.
+    """
+    options = RunOptions(output_dir=output_dir.absolute(), reference_dirs=[d.absolute() for d in reference_dirs],
+                         overrides=overrides, config_file=config_file.absolute() if config_file else None,
+                         step_overrides=step_overrides,
+                         overwrite=overwrite, strict=strict, save_bsub=save_bsub, preview=preview,
+                         allow_outside=allow_outside)
+    if scheduler is not None and executor != "dask":
+        raise click.UsageError("--scheduler needs --executor dask")
+    try:
+        configuration(options)
+    except Image2Error as error:
+        raise click.UsageError(str(error)) from None
+    config = WatchConfig(
+        roots=folders, output_dir=output_dir, options=options, patterns=patterns or DEFAULT_PATTERNS,
+        recursive=recursive, workers=workers or 1, poll=poll, settle=settle, quarantine=quarantine,
+        reconcile=reconcile, heartbeat=heartbeat, grace=grace, member_wait=member_wait,
+        members_as_singletons=members_as_singletons, max_attempts=max_attempts, retry_delay=retry_delay)
+    log = get_logger("image2.watch")
+    for folder in options.reference_dirs:
+        if not folder.is_dir():
+            log.warning("folder-missing", folder=str(folder), reason="reference folder does not exist (yet); "
+                        "items wait for it")
+    log_setup = ((ctx.obj or {}).get("log_format", "console"),
+                 logging.getLevelName(logging.getLogger("image2").level))
+    if executor == "local":
+        daemon = Daemon(config, executor=lambda n: process_pool(n, configure, log_setup), log=log)
+        ctx.exit(daemon.run())
+    with make_executor(executor, workers, scheduler, initializer=configure, initargs=log_setup) as cluster:
+        # The daemon stays the coordinator: it chooses each input's references and hands them to the cluster.
+        daemon = Daemon(attrs.evolve(config, workers=workers or cluster.capacity()), executor=lambda n: cluster,
+                        log=log, prepare=with_reference_choices)
+        status = daemon.run()
+    ctx.exit(status)

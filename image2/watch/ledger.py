@@ -1,0 +1,373 @@
+"""The durable record of what the watch daemon saw and did: one SQLite (WAL) file in the output folder.
+
+One row per version of an input (its path plus content identity: size, mtime, SHA-256), with
+its state, attempts, products and error. The newest row of a path is the one that counts: a
+file whose content changes gets a new row and is processed again. Only the daemon's
+coordinating thread writes; ``image2 status`` reads concurrently (WAL).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+import attrs
+
+from image2.watch.identity import FileStat
+
+LEDGER_NAME = "image2-watch.sqlite"
+
+WAITING, QUEUED, RUNNING, DONE, FAILED = "waiting", "queued", "running", "done", "failed"
+STATES = (WAITING, QUEUED, RUNNING, DONE, FAILED)
+"""``waiting``: an association waiting for its members; the others as their names say."""
+
+EXPOSURE, ASSOCIATION = "exposure", "association"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS items (
+    id INTEGER PRIMARY KEY,
+    path TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    digest TEXT NOT NULL,
+    state TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    found_by TEXT NOT NULL,
+    overwrite INTEGER NOT NULL DEFAULT 0,
+    products TEXT NOT NULL DEFAULT '[]',
+    error TEXT,
+    quarantine TEXT,
+    seen_at REAL NOT NULL,
+    queued_at REAL,
+    started_at REAL,
+    finished_at REAL,
+    retry_at REAL,
+    updated_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS items_by_path ON items (path, id);
+CREATE INDEX IF NOT EXISTS items_by_state ON items (state, id);
+CREATE INDEX IF NOT EXISTS items_by_finish ON items (finished_at);
+CREATE TABLE IF NOT EXISTS members (
+    item_id INTEGER NOT NULL REFERENCES items (id) ON DELETE CASCADE,
+    path TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS members_by_path ON members (path);
+CREATE INDEX IF NOT EXISTS members_by_item ON members (item_id);
+CREATE TABLE IF NOT EXISTS daemon (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    pid INTEGER NOT NULL,
+    host TEXT NOT NULL,
+    version TEXT NOT NULL,
+    watching TEXT NOT NULL,
+    workers INTEGER NOT NULL,
+    started_at REAL NOT NULL,
+    beat_at REAL NOT NULL,
+    stopped_at REAL,
+    in_flight INTEGER NOT NULL DEFAULT 0,
+    pending INTEGER NOT NULL DEFAULT 0
+);
+"""
+
+
+@attrs.frozen
+class Item:
+    """One version of one input file and what became of it."""
+
+    id: int
+    path: Path
+    kind: str
+    size: int
+    mtime_ns: int
+    digest: str
+    state: str
+    attempts: int
+    found_by: str
+    overwrite: bool
+    products: tuple[str, ...]
+    error: str | None
+    quarantine: str | None
+    seen_at: float
+    queued_at: float | None
+    started_at: float | None
+    finished_at: float | None
+    retry_at: float | None
+    updated_at: float
+
+    def same_version(self, stat: FileStat) -> bool:
+        """True when ``stat`` shows the very file this row was made from (size and mtime unchanged)."""
+        return (self.size, self.mtime_ns) == (stat.size, stat.mtime_ns)
+
+
+@attrs.frozen
+class DaemonInfo:
+    """The daemon that last used the ledger, and its latest heartbeat."""
+
+    pid: int
+    host: str
+    version: str
+    watching: tuple[str, ...]
+    workers: int
+    started_at: float
+    beat_at: float
+    stopped_at: float | None
+    in_flight: int
+    pending: int
+
+
+def _item(row: sqlite3.Row) -> Item:
+    return Item(
+        id=row["id"], path=Path(row["path"]), kind=row["kind"], size=row["size"], mtime_ns=row["mtime_ns"],
+        digest=row["digest"], state=row["state"], attempts=row["attempts"], found_by=row["found_by"],
+        overwrite=bool(row["overwrite"]), products=tuple(json.loads(row["products"])), error=row["error"],
+        quarantine=row["quarantine"], seen_at=row["seen_at"], queued_at=row["queued_at"],
+        started_at=row["started_at"], finished_at=row["finished_at"], retry_at=row["retry_at"],
+        updated_at=row["updated_at"],
+    )
+
+
+class Ledger:
+    """Read and change the ledger; every method is one transaction."""
+
+    def __init__(self, path: Path | str, readonly: bool = False) -> None:
+        self.path = Path(path)
+        if readonly:
+            if not self.path.exists():
+                raise FileNotFoundError(self.path)
+            self._db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, isolation_level=None, timeout=10)
+        else:
+            self._db = sqlite3.connect(self.path, isolation_level=None, timeout=30)
+        self._db.row_factory = sqlite3.Row
+        self._db.execute("PRAGMA busy_timeout = 10000")
+        if not readonly:
+            self._db.execute("PRAGMA journal_mode = WAL")
+            self._db.execute("PRAGMA synchronous = NORMAL")
+            self._db.execute("PRAGMA foreign_keys = ON")
+            self._db.executescript(_SCHEMA)
+
+    @classmethod
+    def in_folder(cls, output_dir: Path | str, readonly: bool = False) -> Ledger:
+        """Open (or create) the ledger kept in ``output_dir``."""
+        return cls(Path(output_dir) / LEDGER_NAME, readonly=readonly)
+
+    def close(self) -> None:
+        """Close the connection (the WAL is checkpointed when the last connection closes)."""
+        self._db.close()
+
+    def _one(self, sql: str, *args: object) -> Item | None:
+        row = self._db.execute(sql, args).fetchone()
+        return None if row is None else _item(row)
+
+    def _many(self, sql: str, *args: object) -> list[Item]:
+        return [_item(row) for row in self._db.execute(sql, args)]
+
+    def get(self, item_id: int) -> Item:
+        """Return the row ``item_id``."""
+        item = self._one("SELECT * FROM items WHERE id = ?", item_id)
+        if item is None:
+            raise KeyError(item_id)
+        return item
+
+    def latest(self, path: Path) -> Item | None:
+        """Return the newest row of ``path`` (the version that counts), or None if never seen."""
+        return self._one("SELECT * FROM items WHERE path = ? ORDER BY id DESC LIMIT 1", str(path))
+
+    def versions(self, path: Path, states: Iterable[str]) -> list[Item]:
+        """Return the rows of ``path`` in any of ``states``, oldest first."""
+        wanted = tuple(states)
+        marks = ",".join("?" * len(wanted))
+        return self._many(f"SELECT * FROM items WHERE path = ? AND state IN ({marks}) ORDER BY id", str(path), *wanted)
+
+    def has_done(self, path: Path) -> bool:
+        """True when some version of ``path`` was processed to the end (its products exist)."""
+        return self._db.execute("SELECT 1 FROM items WHERE path = ? AND state = ? LIMIT 1",
+                                (str(path), DONE)).fetchone() is not None
+
+    def add(self, path: Path, kind: str, stat: FileStat, digest: str, state: str, found_by: str,
+            overwrite: bool = False, now: float | None = None) -> Item:
+        """Record a new version of ``path`` in ``state`` (queued, waiting, or failed at once) and return its row."""
+        now = time.time() if now is None else now
+        cursor = self._db.execute(
+            "INSERT INTO items (path, kind, size, mtime_ns, digest, state, found_by, overwrite, seen_at,"
+            " queued_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (str(path), kind, stat.size, stat.mtime_ns, digest, state, found_by, int(overwrite), now,
+             now if state == QUEUED else None, now))
+        return self.get(cursor.lastrowid)
+
+    def refresh(self, item_id: int, stat: FileStat, now: float | None = None) -> Item:
+        """Note that the same content now shows another size/mtime (touched, or copied with ``cp -p``)."""
+        self._db.execute("UPDATE items SET size = ?, mtime_ns = ?, updated_at = ? WHERE id = ?",
+                         (stat.size, stat.mtime_ns, time.time() if now is None else now, item_id))
+        return self.get(item_id)
+
+    def reopen(self, item_id: int, stat: FileStat, now: float | None = None) -> Item:
+        """Queue a failed row again from scratch (its file was touched or dropped in anew)."""
+        now = time.time() if now is None else now
+        self._db.execute(
+            "UPDATE items SET state = ?, size = ?, mtime_ns = ?, attempts = 0, error = NULL, quarantine = NULL,"
+            " products = '[]', queued_at = ?, started_at = NULL, finished_at = NULL, retry_at = NULL,"
+            " updated_at = ? WHERE id = ?", (QUEUED, stat.size, stat.mtime_ns, now, now, item_id))
+        return self.get(item_id)
+
+    def queue(self, item_id: int, retry_at: float | None = None, error: str | None = None,
+              overwrite: bool | None = None, now: float | None = None) -> Item:
+        """Put a row in the queue (again), optionally not before ``retry_at`` and noting ``error``."""
+        now = time.time() if now is None else now
+        self._db.execute(
+            "UPDATE items SET state = ?, retry_at = ?, error = ?, overwrite = COALESCE(?, overwrite),"
+            " queued_at = COALESCE(queued_at, ?), updated_at = ? WHERE id = ?",
+            (QUEUED, retry_at, error, None if overwrite is None else int(overwrite), now, now, item_id))
+        return self.get(item_id)
+
+    def start(self, item_id: int, now: float | None = None) -> Item:
+        """Mark a row running and count the attempt."""
+        now = time.time() if now is None else now
+        self._db.execute(
+            "UPDATE items SET state = ?, attempts = attempts + 1, started_at = ?, retry_at = NULL,"
+            " updated_at = ? WHERE id = ?", (RUNNING, now, now, item_id))
+        return self.get(item_id)
+
+    def finish(self, item_id: int, products: Iterable[str], now: float | None = None) -> Item:
+        """Mark a row done with the products it made (or found already made)."""
+        now = time.time() if now is None else now
+        self._db.execute(
+            "UPDATE items SET state = ?, products = ?, error = NULL, finished_at = ?, updated_at = ? WHERE id = ?",
+            (DONE, json.dumps(sorted(products)), now, now, item_id))
+        return self.get(item_id)
+
+    def fail(self, item_id: int, error: str, products: Iterable[str] = (), quarantine: str | None = None,
+             now: float | None = None) -> Item:
+        """Mark a row failed for good with the reason (and where the input was quarantined)."""
+        now = time.time() if now is None else now
+        self._db.execute(
+            "UPDATE items SET state = ?, error = ?, products = ?, quarantine = ?, finished_at = ?,"
+            " updated_at = ? WHERE id = ?",
+            (FAILED, error, json.dumps(sorted(products)), quarantine, now, now, item_id))
+        return self.get(item_id)
+
+    def abandon(self, item_id: int, now: float | None = None) -> Item:
+        """Return a running row to the queue without counting the attempt (shutdown before it ended);
+        its next run replaces whatever products the interrupted one published."""
+        now = time.time() if now is None else now
+        self._db.execute(
+            "UPDATE items SET state = ?, attempts = MAX(attempts - 1, 0), overwrite = 1, started_at = NULL,"
+            " updated_at = ? WHERE id = ? AND state = ?", (QUEUED, now, item_id, RUNNING))
+        return self.get(item_id)
+
+    def forget(self, item_id: int) -> None:
+        """Delete a row that no longer stands for any file (its input vanished before it ran)."""
+        self._db.execute("DELETE FROM items WHERE id = ?", (item_id,))
+
+    def recover(self, now: float | None = None) -> list[Item]:
+        """Return rows left running by a daemon that died, after putting them back in the queue."""
+        now = time.time() if now is None else now
+        stranded = self.in_state(RUNNING)
+        self._db.execute("UPDATE items SET state = ?, updated_at = ? WHERE state = ?", (QUEUED, now, RUNNING))
+        return stranded
+
+    def due(self, now: float, limit: int, exclude: Iterable[int] = ()) -> list[Item]:
+        """Return up to ``limit`` queued rows whose retry time has come, oldest first."""
+        skip = tuple(exclude)
+        marks = ",".join("?" * len(skip))
+        where = f" AND id NOT IN ({marks})" if skip else ""
+        return self._many(
+            f"SELECT * FROM items WHERE state = ? AND (retry_at IS NULL OR retry_at <= ?){where}"
+            " ORDER BY id LIMIT ?", QUEUED, now, *skip, limit)
+
+    def in_state(self, state: str, limit: int | None = None) -> list[Item]:
+        """Return rows in ``state``, oldest first (at most ``limit``)."""
+        sql = "SELECT * FROM items WHERE state = ? ORDER BY id"
+        return self._many(sql + " LIMIT ?", state, limit) if limit is not None else self._many(sql, state)
+
+    def recent_failures(self, limit: int) -> list[Item]:
+        """Return the latest failed rows that are still the newest version of their path."""
+        return self._many(
+            "SELECT * FROM items AS i WHERE state = ? AND id = (SELECT MAX(id) FROM items WHERE path = i.path)"
+            " ORDER BY finished_at DESC LIMIT ?", FAILED, limit)
+
+    def counts(self) -> dict[str, int]:
+        """Return the number of rows in each state (every state present, zero if none)."""
+        found = dict(self._db.execute("SELECT state, COUNT(*) FROM items GROUP BY state").fetchall())
+        return {state: found.get(state, 0) for state in STATES}
+
+    def finished_since(self, since: float) -> int:
+        """Return how many rows were done at or after ``since`` (for throughput)."""
+        return self._db.execute("SELECT COUNT(*) FROM items WHERE state = ? AND finished_at >= ?",
+                                (DONE, since)).fetchone()[0]
+
+    def claim_members(self, item_id: int, paths: Iterable[Path]) -> None:
+        """Record the member files of association row ``item_id``."""
+        with self._transaction():
+            self._db.execute("DELETE FROM members WHERE item_id = ?", (item_id,))
+            self._db.executemany("INSERT INTO members (item_id, path) VALUES (?, ?)",
+                                 [(item_id, str(p)) for p in paths])
+
+    def members(self, item_id: int) -> tuple[Path, ...]:
+        """Return the member files recorded for association row ``item_id``."""
+        return tuple(Path(r[0]) for r in self._db.execute("SELECT path FROM members WHERE item_id = ? ORDER BY rowid",
+                                                          (item_id,)))
+
+    def claimed_by(self, path: Path) -> Item | None:
+        """Return the association that claims ``path``: the newest version of an association that lists
+        it and is waiting, queued, running or done; None when no association holds it."""
+        return self._one(
+            "SELECT i.* FROM members AS m JOIN items AS i ON i.id = m.item_id WHERE m.path = ?"
+            " AND i.state IN (?, ?, ?, ?) AND i.id = (SELECT MAX(id) FROM items WHERE path = i.path)"
+            " ORDER BY i.id DESC LIMIT 1", str(path), WAITING, QUEUED, RUNNING, DONE)
+
+    def register_daemon(self, pid: int, watching: Iterable[str], workers: int, version: str,
+                        now: float | None = None) -> None:
+        """Record the daemon now using this ledger (one row, replaced at each start)."""
+        now = time.time() if now is None else now
+        self._db.execute(
+            "INSERT OR REPLACE INTO daemon (id, pid, host, version, watching, workers, started_at, beat_at,"
+            " stopped_at, in_flight, pending) VALUES (1, ?, ?, ?, ?, ?, ?, ?, NULL, 0, 0)",
+            (pid, socket.gethostname(), version, json.dumps(list(watching)), workers, now, now))
+
+    def beat(self, in_flight: int, pending: int, now: float | None = None) -> None:
+        """Record a heartbeat with the number of items being processed and awaiting readiness."""
+        self._db.execute("UPDATE daemon SET beat_at = ?, in_flight = ?, pending = ? WHERE id = 1",
+                         (time.time() if now is None else now, in_flight, pending))
+
+    def daemon_stopped(self, now: float | None = None) -> None:
+        """Record that the daemon stopped cleanly."""
+        now = time.time() if now is None else now
+        self._db.execute("UPDATE daemon SET beat_at = ?, stopped_at = ?, in_flight = 0 WHERE id = 1", (now, now))
+
+    def daemon(self) -> DaemonInfo | None:
+        """Return the daemon that last used this ledger, or None if none ever did."""
+        row = self._db.execute("SELECT * FROM daemon WHERE id = 1").fetchone()
+        if row is None:
+            return None
+        return DaemonInfo(pid=row["pid"], host=row["host"], version=row["version"],
+                          watching=tuple(json.loads(row["watching"])), workers=row["workers"],
+                          started_at=row["started_at"], beat_at=row["beat_at"], stopped_at=row["stopped_at"],
+                          in_flight=row["in_flight"], pending=row["pending"])
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """``BEGIN IMMEDIATE`` … ``COMMIT`` (``ROLLBACK`` on error) on the autocommit connection."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+
+def pid_alive(pid: int) -> bool:
+    """True when a process ``pid`` exists on this host."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

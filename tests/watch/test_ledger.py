@@ -1,0 +1,159 @@
+"""The ledger: one row per version of an input, states, claims, heartbeat; survives reopening."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from image2.watch.identity import FileStat
+from image2.watch.ledger import (
+    ASSOCIATION,
+    DONE,
+    EXPOSURE,
+    FAILED,
+    QUEUED,
+    RUNNING,
+    WAITING,
+    Ledger,
+)
+
+A = Path("/in/a_rate.fits")
+STAT = FileStat(size=100, mtime_ns=5_000, inode=7)
+
+
+@pytest.fixture
+def ledger(tmp_path: Path) -> Ledger:
+    opened = Ledger.in_folder(tmp_path)
+    yield opened
+    opened.close()
+
+
+def test_a_row_goes_through_its_states_and_is_kept_on_disk(tmp_path: Path, ledger: Ledger) -> None:
+    item = ledger.add(A, EXPOSURE, STAT, "d1", QUEUED, "event", now=10.0)
+    assert (item.state, item.attempts, item.queued_at, item.found_by) == (QUEUED, 0, 10.0, "event")
+    item = ledger.start(item.id, now=11.0)
+    assert (item.state, item.attempts, item.started_at) == (RUNNING, 1, 11.0)
+    item = ledger.finish(item.id, ["/out/a_i2d.fits", "/out/a_cal.fits"], now=12.5)
+    assert (item.state, item.products, item.finished_at) == (DONE, ("/out/a_cal.fits", "/out/a_i2d.fits"), 12.5)
+    ledger.close()
+    again = Ledger.in_folder(tmp_path)
+    assert again.latest(A) == item
+    assert again.counts() == {WAITING: 0, QUEUED: 0, RUNNING: 0, DONE: 1, FAILED: 0}
+    again.close()
+
+
+def test_journal_is_wal(tmp_path: Path, ledger: Ledger) -> None:
+    assert ledger._db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_the_newest_row_of_a_path_counts(ledger: Ledger) -> None:
+    first = ledger.add(A, EXPOSURE, STAT, "d1", QUEUED, "event")
+    ledger.finish(first.id, [])
+    second = ledger.add(A, EXPOSURE, FileStat(120, 6_000, 7), "d2", QUEUED, "reconcile", overwrite=True)
+    assert ledger.latest(A).id == second.id
+    assert ledger.latest(A).overwrite
+    assert ledger.has_done(A)
+    assert not ledger.has_done(Path("/in/b_rate.fits"))
+    assert [i.id for i in ledger.versions(A, (QUEUED,))] == [second.id]
+
+
+def test_same_version_compares_size_and_mtime(ledger: Ledger) -> None:
+    item = ledger.add(A, EXPOSURE, STAT, "d1", QUEUED, "event")
+    assert item.same_version(FileStat(100, 5_000, 99))
+    assert not item.same_version(FileStat(100, 5_001, 7))
+    refreshed = ledger.refresh(item.id, FileStat(100, 1_000, 8))
+    assert (refreshed.size, refreshed.mtime_ns, refreshed.digest) == (100, 1_000, "d1")
+
+
+def test_recover_requeues_what_was_running(ledger: Ledger) -> None:
+    running = ledger.start(ledger.add(A, EXPOSURE, STAT, "d1", QUEUED, "event").id)
+    other = ledger.add(Path("/in/b_rate.fits"), EXPOSURE, STAT, "d2", QUEUED, "event")
+    stranded = ledger.recover()
+    assert [i.id for i in stranded] == [running.id]
+    assert ledger.get(running.id).state == QUEUED
+    assert ledger.get(running.id).attempts == 1
+    assert ledger.get(other.id).state == QUEUED
+
+
+def test_abandon_returns_the_attempt(ledger: Ledger) -> None:
+    item = ledger.start(ledger.add(A, EXPOSURE, STAT, "d1", QUEUED, "event").id)
+    item = ledger.abandon(item.id)
+    assert (item.state, item.attempts, item.started_at, item.overwrite) == (QUEUED, 0, None, True)
+
+
+def test_due_honours_retry_time_and_exclusions(ledger: Ledger) -> None:
+    a = ledger.add(A, EXPOSURE, STAT, "d1", QUEUED, "event")
+    b = ledger.add(Path("/in/b_rate.fits"), EXPOSURE, STAT, "d2", QUEUED, "event")
+    c = ledger.add(Path("/in/c_rate.fits"), EXPOSURE, STAT, "d3", QUEUED, "event")
+    ledger.queue(b.id, retry_at=100.0, error="disk full")
+    assert [i.id for i in ledger.due(50.0, 10)] == [a.id, c.id]
+    assert [i.id for i in ledger.due(100.0, 10)] == [a.id, b.id, c.id]
+    assert [i.id for i in ledger.due(100.0, 10, exclude=[a.id])] == [b.id, c.id]
+    assert [i.id for i in ledger.due(100.0, 1)] == [a.id]
+    assert ledger.get(b.id).error == "disk full"
+
+
+def test_failed_rows_are_reopened_from_scratch(ledger: Ledger) -> None:
+    item = ledger.start(ledger.add(A, EXPOSURE, STAT, "d1", QUEUED, "event").id)
+    ledger.fail(item.id, "no SCI extension", quarantine="/q/a_rate.fits")
+    assert ledger.recent_failures(5)[0].quarantine == "/q/a_rate.fits"
+    item = ledger.reopen(item.id, FileStat(100, 9_000, 3))
+    assert (item.state, item.attempts, item.error, item.quarantine, item.mtime_ns) == (QUEUED, 0, None, None, 9_000)
+    assert ledger.recent_failures(5) == []
+
+
+def test_recent_failures_hide_versions_that_were_superseded(ledger: Ledger) -> None:
+    old = ledger.add(A, EXPOSURE, STAT, "d1", QUEUED, "event")
+    ledger.fail(old.id, "bad")
+    newer = ledger.add(A, EXPOSURE, FileStat(1, 2, 3), "d2", QUEUED, "event")
+    ledger.finish(newer.id, [])
+    bad = ledger.add(Path("/in/b_rate.fits"), EXPOSURE, STAT, "d3", QUEUED, "event")
+    ledger.fail(bad.id, "worse")
+    assert [i.error for i in ledger.recent_failures(10)] == ["worse"]
+
+
+def test_members_are_claimed_while_the_association_is_alive(ledger: Ledger) -> None:
+    asn = ledger.add(Path("/in/x_asn.json"), ASSOCIATION, STAT, "d9", WAITING, "event")
+    members = (Path("/in/a_rate.fits"), Path("/in/bg_rate.fits"))
+    ledger.claim_members(asn.id, members)
+    assert ledger.members(asn.id) == members
+    assert ledger.claimed_by(A).id == asn.id
+    assert ledger.claimed_by(Path("/in/other_rate.fits")) is None
+    ledger.finish(asn.id, [])
+    assert ledger.claimed_by(A).id == asn.id
+    ledger.fail(asn.id, "members missing")
+    assert ledger.claimed_by(A) is None
+
+
+def test_forgetting_an_association_drops_its_claims(ledger: Ledger) -> None:
+    asn = ledger.add(Path("/in/x_asn.json"), ASSOCIATION, STAT, "d9", WAITING, "event")
+    ledger.claim_members(asn.id, [A])
+    ledger.forget(asn.id)
+    assert ledger.claimed_by(A) is None
+    assert ledger.members(asn.id) == ()
+
+
+def test_daemon_row_and_heartbeat(ledger: Ledger) -> None:
+    assert ledger.daemon() is None
+    ledger.register_daemon(4242, ["/in"], 2, "1.0", now=100.0)
+    ledger.beat(2, 7, now=130.0)
+    info = ledger.daemon()
+    assert (info.pid, info.watching, info.workers, info.started_at, info.beat_at, info.in_flight, info.pending,
+            info.stopped_at) == (4242, ("/in",), 2, 100.0, 130.0, 2, 7, None)
+    ledger.daemon_stopped(now=140.0)
+    assert ledger.daemon().stopped_at == 140.0
+
+
+def test_readonly_reader_sees_the_writer(tmp_path: Path, ledger: Ledger) -> None:
+    ledger.add(A, EXPOSURE, STAT, "d1", QUEUED, "event")
+    reader = Ledger.in_folder(tmp_path, readonly=True)
+    assert reader.counts()[QUEUED] == 1
+    ledger.add(Path("/in/b_rate.fits"), EXPOSURE, STAT, "d2", QUEUED, "event")
+    assert reader.counts()[QUEUED] == 2
+    reader.close()
+
+
+def test_readonly_needs_an_existing_ledger(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError):
+        Ledger.in_folder(tmp_path / "nowhere", readonly=True)

@@ -1,0 +1,140 @@
+"""Task outcomes (done, failed, invalid, transient) and worker processes that die with the daemon."""
+
+from __future__ import annotations
+
+import errno
+import os
+import signal
+import subprocess
+import sys
+import time
+import types
+from pathlib import Path
+
+import pytest
+
+from image2.errors import InvalidInputError
+from image2.io.process import ProductResult, RunOptions
+from image2.watch import tasks
+from image2.watch.tasks import DONE, FAILED, INVALID, TRANSIENT, Task, run_task
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _valid(path: Path) -> None:
+    return None
+
+
+def _invalid(path: Path) -> None:
+    raise InvalidInputError(path, "no SCI extension")
+
+
+def _done(path: Path, options: RunOptions) -> list[ProductResult]:
+    out = options.output_dir
+    return [ProductResult(path, "a", "done", (out / "a_cal.fits", out / "a_i2d.fits")),
+            ProductResult(path, "b", "skipped", (out / "b_cal.fits",), "exists already")]
+
+
+def _fails(path: Path, options: RunOptions) -> list[ProductResult]:
+    return [ProductResult(path, "a", "failed", (), "flat_field: reference does not fit")]
+
+
+def _disk_full_text(path: Path, options: RunOptions) -> list[ProductResult]:
+    return [ProductResult(path, "a", "failed", (), f"{path}: [Errno 28] No space left on device: 'x'")]
+
+
+def _raises_enospc(path: Path, options: RunOptions) -> list[ProductResult]:
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def _bug(path: Path, options: RunOptions) -> list[ProductResult]:
+    raise KeyError("oops")
+
+
+def _nothing(path: Path, options: RunOptions) -> list[ProductResult]:
+    return []
+
+
+@pytest.fixture
+def task_for(tmp_path: Path):
+    source = tmp_path / "a_rate.fits"
+    source.write_bytes(b"x" * 100)
+    out = tmp_path / "out"
+    out.mkdir()
+
+    def make(process, validate=_valid, **options) -> Task:
+        return Task(7, source, RunOptions(output_dir=out, **options), process, validate)
+
+    return make
+
+
+def test_done_and_skipped_products_make_done(task_for) -> None:
+    outcome = run_task(task_for(_done))
+    assert (outcome.item_id, outcome.verdict, outcome.error) == (7, DONE, None)
+    assert [Path(p).name for p in outcome.products] == ["a_cal.fits", "a_i2d.fits", "b_cal.fits"]
+
+
+def test_a_failure_of_a_valid_input_is_final(task_for) -> None:
+    outcome = run_task(task_for(_fails))
+    assert (outcome.verdict, outcome.error) == (FAILED, "a: flat_field: reference does not fit")
+
+
+def test_a_failure_of_an_input_that_does_not_validate_is_invalid(task_for) -> None:
+    outcome = run_task(task_for(_fails, _invalid))
+    assert (outcome.verdict, outcome.error) == (INVALID, "no SCI extension")
+
+
+@pytest.mark.parametrize("process", [_disk_full_text, _raises_enospc])
+def test_operating_system_errors_of_the_transient_kind(task_for, process) -> None:
+    outcome = run_task(task_for(process))
+    assert outcome.verdict == TRANSIENT and "No space left on device" in outcome.error
+
+
+def test_a_missing_reference_folder_is_transient_and_nothing_runs(task_for, tmp_path: Path) -> None:
+    outcome = run_task(task_for(_bug, reference_dirs=[tmp_path / "refs"]))
+    assert (outcome.verdict, outcome.error) == (TRANSIENT, f"reference folder {tmp_path / 'refs'} is missing")
+
+
+def test_a_full_output_disk_is_transient(task_for, monkeypatch) -> None:
+    monkeypatch.setattr(tasks.shutil, "disk_usage", lambda _: types.SimpleNamespace(free=250))
+    outcome = run_task(task_for(_fails))
+    assert outcome.verdict == TRANSIENT and outcome.error == "output disk is full (250 bytes free, 300 wanted)"
+
+
+def test_a_bug_in_the_run_is_a_plain_failure(task_for) -> None:
+    outcome = run_task(task_for(_bug))
+    assert (outcome.verdict, outcome.error) == (FAILED, "KeyError: 'oops'")
+    assert run_task(task_for(_nothing)).error == "the run produced no product"
+
+
+_ORPHAN_CHECK = """
+import os, time
+from image2.watch.tasks import process_pool
+pool = process_pool(1)
+worker = pool.submit(os.getpid).result()
+pool.submit(time.sleep, 120)
+time.sleep(0.5)
+print(worker, flush=True)
+time.sleep(120)
+"""
+"""A daemon stand-in whose only worker is busy (sleeping) when the daemon is killed."""
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="parent-death signal is Linux only")
+def test_workers_die_with_a_killed_daemon() -> None:
+    daemon = subprocess.Popen([sys.executable, "-c", _ORPHAN_CHECK], cwd=REPO, stdout=subprocess.PIPE,
+                              env={**os.environ, "PYTHONPATH": str(REPO)}, text=True)
+    worker = int(daemon.stdout.readline())
+    os.kill(worker, 0)
+    daemon.send_signal(signal.SIGKILL)
+    daemon.wait(30)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            os.kill(worker, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)
+    os.kill(worker, signal.SIGKILL)
+    raise AssertionError("the worker outlived the daemon")
