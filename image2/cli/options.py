@@ -48,6 +48,30 @@ def reference_options(command: Callable[..., Any]) -> Callable[..., Any]:
         help="Folder of reference files to choose from (repeatable); $CRDS_PATH is searched too.")(command)
 
 
+def step_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Add ``--config FILE`` and ``--step STEP.PARAM=VALUE`` (repeatable) to a command."""
+    command = click.option(
+        "--step", "step_overrides", multiple=True, metavar="STEP.PARAM=VALUE",
+        help="Override one step parameter, e.g. resample.pixfrac=0.8 or flat_field.skip=true.")(command)
+    return click.option(
+        "--config", "config_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        help="TOML file of step parameters ([steps.<step>] tables).")(command)
+
+
+def executor_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Add ``--executor local|dask`` and ``--scheduler ADDRESS`` to a command."""
+    from image2.executors import EXECUTORS
+
+    command = click.option(
+        "--scheduler", metavar="ADDRESS",
+        help="With --executor dask: the scheduler of the cluster to use, e.g. tcp://head:8786 "
+             "(default: start a LocalCluster).")(command)
+    return click.option(
+        "--executor", type=click.Choice(EXECUTORS), default="local", show_default=True,
+        help="Calibrate in local processes, or on a Dask cluster (needs the image2[dask] extra; inputs, "
+             "references and the output folder must be on storage shared with every worker).")(command)
+
+
 def for_each_science_exposure(ctx: click.Context, inputs: Iterable[Path],
                               action: Callable[[Path, Association, Product, ExposureFile], bool | None]) -> None:
     """Call ``action`` on the science exposure of every product of every input; exit 2 if any failed.

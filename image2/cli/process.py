@@ -13,9 +13,9 @@ import attrs
 import click
 
 from image2.cli.logs import configure, get_logger
-from image2.cli.options import reference_options
+from image2.cli.options import executor_options, reference_options, step_options
 from image2.errors import Image2Error
-from image2.executors import EXECUTORS, finished, make_executor
+from image2.executors import finished, make_executor
 from image2.io.process import ProductResult, RunOptions, configuration, process_input, with_reference_choices
 
 
@@ -96,20 +96,12 @@ def exit_code(results: list[ProductResult]) -> int:
 @click.option("--output-dir", "-o", type=click.Path(file_okay=False, path_type=Path), default=Path("."),
               show_default=True, help="Where products go.")
 @reference_options
-@click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="TOML file of step parameters ([steps.<step>] tables).")
-@click.option("--step", "step_overrides", multiple=True, metavar="STEP.PARAM=VALUE",
-              help="Override one step parameter, e.g. resample.pixfrac=0.8 or flat_field.skip=true.")
+@step_options
+@executor_options
 @click.option("--save-bsub", is_flag=True, help="Also write the background-subtracted _bsub/_bsubints product.")
 @click.option("--jobs", "-j", type=click.IntRange(min=1), default=None,
               help="Inputs processed in parallel: local worker processes (default 1), or the workers of the "
                    "LocalCluster that --executor dask starts without --scheduler (default one per core).")
-@click.option("--executor", type=click.Choice(EXECUTORS), default="local", show_default=True,
-              help="Run inputs in local processes, or on a Dask cluster (needs the image2[dask] extra; "
-                   "inputs, references and --output-dir must be on storage shared with every worker).")
-@click.option("--scheduler", metavar="ADDRESS",
-              help="With --executor dask: the scheduler of the cluster to use, e.g. tcp://head:8786 "
-                   "(default: start a LocalCluster).")
 @click.option("--overwrite", is_flag=True, help="Replace existing products (kept by default).")
 @click.option("--strict", is_flag=True, help="A missing reference file is an error instead of a skipped step.")
 @click.option("--preview", is_flag=True, help="Write a PNG quick-look next to each i2d (or cal).")

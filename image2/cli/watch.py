@@ -9,9 +9,9 @@ import attrs
 import click
 
 from image2.cli.logs import configure, get_logger
-from image2.cli.options import parse_ref_overrides
+from image2.cli.options import executor_options, parse_ref_overrides, step_options
 from image2.errors import Image2Error
-from image2.executors import EXECUTORS, make_executor
+from image2.executors import make_executor
 from image2.io.process import RunOptions, configuration, with_reference_choices
 from image2.watch.daemon import Daemon, WatchConfig
 from image2.watch.readiness import DEFAULT_PATTERNS
@@ -28,22 +28,14 @@ _SECONDS = click.FloatRange(min=0.0)
               help="Folder of reference files (repeatable). While one is missing, items wait and retry.")
 @click.option("--ref", "overrides", multiple=True, metavar="TYPE=PATH", callback=parse_ref_overrides,
               help="Use this reference file (or N/A for none).")
-@click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="TOML file of step parameters ([steps.<step>] tables).")
-@click.option("--step", "step_overrides", multiple=True, metavar="STEP.PARAM=VALUE",
-              help="Override one step parameter, e.g. resample.pixfrac=0.8.")
+@step_options
+@executor_options
 @click.option("--pattern", "patterns", multiple=True, metavar="GLOB",
               help=f"File names to take (repeatable; default {' '.join(DEFAULT_PATTERNS)}).")
 @click.option("--recursive", is_flag=True, help="Watch subfolders too.")
 @click.option("--workers", type=click.IntRange(min=1), default=None, metavar="N",
               help="Inputs calibrated at once: worker processes (default 1), or tasks on the Dask cluster "
                    "(default: its worker threads; without --scheduler, a LocalCluster of N worker processes).")
-@click.option("--executor", type=click.Choice(EXECUTORS), default="local", show_default=True,
-              help="Calibrate in local processes, or on a Dask cluster (needs the image2[dask] extra; the watched, "
-                   "reference and output folders must be on storage shared with every worker).")
-@click.option("--scheduler", metavar="ADDRESS",
-              help="With --executor dask: the scheduler of the cluster to use, e.g. tcp://head:8786 "
-                   "(default: start a LocalCluster).")
 @click.option("--poll", type=click.FloatRange(min=0.05), is_flag=False, flag_value=1.0, default=None,
               metavar="[SECONDS]", help="Poll the folders (every SECONDS, default 1) instead of using native "
               "events; for network filesystems. Write --poll=SECONDS or put it after the folders.")
