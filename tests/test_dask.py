@@ -26,9 +26,9 @@ from distributed import Client, LocalCluster
 from distributed.diagnostics.plugin import WorkerPlugin
 
 from image2.cli.main import cli
-from image2.watch.ledger import DONE, Ledger
 from image2.synthetic import references as rf
 from image2.synthetic.exposures import make_rate, write_association
+from image2.watch.ledger import DONE, Ledger
 
 pytestmark = pytest.mark.slow
 
