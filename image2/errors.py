@@ -25,6 +25,18 @@ class ReferenceFileError(Image2Error):
         super().__init__(f"{self.path}: {problem}")
 
 
+class MissingReferenceError(ReferenceFileError):
+    """Reference files an exposure needs that were not found: calibrating without them would be partial."""
+
+    def __init__(self, path: object, reftypes: tuple[str, ...], exposure: str = "") -> None:
+        self.reftypes = reftypes
+        names = ", ".join(reftype.upper() for reftype in reftypes)
+        skips = " ".join(f"--ref {reftype}=N/A" for reftype in reftypes)
+        super().__init__(path, f"no {names} reference found{f' for {exposure}' if exposure else ''}; "
+                               f"give reference files with --refs DIR or $CRDS_PATH (`image2 refs` shows why "
+                               f"none matched), or calibrate without on purpose with {skips}")
+
+
 class StepError(Image2Error):
     """A calibration step that cannot run on the exposure it was given."""
 

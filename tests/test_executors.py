@@ -141,9 +141,10 @@ def test_the_worker_reads_the_references_it_is_given_and_records_them_as_store_c
     other_flat = rf.make_flat(elsewhere / "jwst_nircam_flat_0777.fits", detector="NRCB1", value=2.0)
     science = make_rate(tmp_path / "jw01234001001_01101_00001_nrcb1_rate.fits", shape=SHAPE, primary=SUBARRAY)
     out = tmp_path / "out"
-    options = RunOptions(output_dir=out, reference_dirs=[refs], references={str(science): {
-        "distortion": str(refs / "jwst_nircam_distortion_0001.asdf"), "filteroffset": "N/A",
-        "flat": str(other_flat), "photom": "N/A", "area": "N/A"}})
+    options = RunOptions(output_dir=out, reference_dirs=[refs],
+                         overrides={"filteroffset": "N/A", "photom": "N/A", "area": "N/A"},
+                         references={str(science): {"distortion": str(refs / "jwst_nircam_distortion_0001.asdf"),
+                                                    "flat": str(other_flat)}})
     [result] = process_input(science, options)
     assert result.status == "done", result.error
     header = fits.getheader(out / "jw01234001001_01101_00001_nrcb1_cal.fits")
@@ -156,13 +157,14 @@ def test_the_worker_reads_the_references_it_is_given_and_records_them_as_store_c
     assert good.sum() > 0.9 * sci.size and (sci[good] == expected[good]).all()
 
 
-def test_strict_refuses_a_gap_in_the_choices_it_is_given(tmp_path: Path, refs: Path) -> None:
+def test_a_gap_in_the_choices_it_is_given_fails_the_exposure(tmp_path: Path, refs: Path) -> None:
     science = make_rate(tmp_path / "jw01234001001_01101_00001_nrcb1_rate.fits", shape=SHAPE, primary=SUBARRAY)
-    options = RunOptions(output_dir=tmp_path / "out", reference_dirs=[refs], strict=True,
+    options = RunOptions(output_dir=tmp_path / "out", reference_dirs=[refs],
                          references={str(science): {"distortion": "N/A", "filteroffset": "N/A", "flat": "N/A",
                                                     "photom": "N/A", "area": "N/A"}})
     [result] = process_input(science, options)
-    assert result.status == "failed" and "--strict: no distortion, filteroffset, flat, photom, area" in result.error
+    assert result.status == "failed"
+    assert "no DISTORTION, FILTEROFFSET, FLAT, PHOTOM, AREA reference found" in result.error
 
 
 def test_dask_asked_for_but_not_installed_is_a_usage_error_naming_the_extra(tmp_path: Path,
@@ -187,7 +189,9 @@ import sys
 from click.testing import CliRunner
 import image2
 from image2.cli.main import cli
-result = CliRunner().invoke(cli, ["process", *sys.argv[1:3], "-o", sys.argv[3], "--jobs", "2", "-q"])
+declined = [arg for reftype in ("distortion", "filteroffset", "flat", "photom", "area")
+            for arg in ("--ref", f"{reftype}=N/A")]
+result = CliRunner().invoke(cli, ["process", *sys.argv[1:3], *declined, "-o", sys.argv[3], "--jobs", "2", "-q"])
 assert result.exit_code == 0, result.output
 print(sorted(name for name in sys.modules if name.split(".")[0] in ("dask", "distributed")))
 """

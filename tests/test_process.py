@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -130,8 +132,9 @@ def test_liger_iris_exposure_with_subarray_map_and_dark(tmp_path: Path):
         hdul.insert(len(hdul) - 1, fits.ImageHDU(subarray_map, name="SUBARR_MAP"))
     dark = rf.make_dark(tmp_path / "iris_dark.fits", shape=shape, instrument="IRIS", detector="IMG1", level=0.25)
     out = tmp_path / "out"
-    result = invoke("process", path, "--ref", f"dark={dark}", "-o", out)
+    result = invoke("process", path, "--ref", f"dark={dark}", "--ref", "flat=N/A", "-o", out)
     assert result.exit_code == 0, result.output
+    assert "flat_field SKIPPED: --ref flat=N/A" in result.stdout
     cal = read_exposure(out / "iris_cal.fits")
     assert cal.meta.status["S_DARK"] == "COMPLETE" and cal.meta.refs["R_DARK"] == str(dark.resolve())
     assert cal.meta.status["S_FLAT"] == "SKIPPED" and cal.meta.status["S_WCS"] == "COMPLETE"
@@ -162,20 +165,70 @@ def test_existing_products_are_kept_unless_overwrite(tmp_path: Path, refs: Path)
     stamp = (out / "x_cal.fits").stat().st_mtime_ns
     again = invoke("process", path, "--refs", refs, "-o", out)
     assert again.exit_code == 0 and "skipped 1" in again.stdout
+    assert f"{path} [x]: skipped: x_cal.fits exists (use --overwrite to replace it)" in again.stdout
     assert (out / "x_cal.fits").stat().st_mtime_ns == stamp
     assert invoke("process", path, "--refs", refs, "-o", out, "--overwrite").exit_code == 0
     assert (out / "x_cal.fits").stat().st_mtime_ns != stamp
 
 
-def test_missing_references_skip_steps_or_fail_with_strict(tmp_path: Path):
+def test_missing_references_fail_the_input_naming_each_type_and_leave_no_product(tmp_path: Path, refs: Path):
     path = make_rate(tmp_path / "x_rate.fits", shape=SHAPE, primary=SUBARRAY)
     out = tmp_path / "out"
     result = invoke("process", path, "-o", out)
+    assert result.exit_code == 1, result.output
+    assert "no DISTORTION, FILTEROFFSET, FLAT, PHOTOM, AREA reference found" in result.stdout
+    assert "--refs DIR" in result.stdout and "--ref flat=N/A" in result.stdout and "Traceback" not in result.output
+    assert not out.exists() or not list(out.iterdir())
+    only_flat = invoke("process", path, "--refs", refs, "--ref", f"flat={tmp_path / 'missing'}", "-o", out)
+    assert only_flat.exit_code == 2  # a reference path that does not exist is a usage error
+
+
+def test_references_declined_on_purpose_run_and_the_summary_says_so(tmp_path: Path):
+    path = make_rate(tmp_path / "x_rate.fits", shape=SHAPE, primary=SUBARRAY)
+    out = tmp_path / "out"
+    declined = [arg for reftype in ("distortion", "filteroffset", "flat", "photom", "area")
+                for arg in ("--ref", f"{reftype}=N/A")]
+    result = invoke("process", path, *declined, "-o", out)
     assert result.exit_code == 0, result.output
+    assert "flat_field SKIPPED: --ref flat=N/A" in result.stdout
+    assert "photom SKIPPED: --ref photom=N/A, --ref area=N/A" in result.stdout
     header = fits.getheader(out / "x_cal.fits")
     assert header["S_FLAT"] == "SKIPPED" and header["R_FLAT"] == "N/A" and header["S_PHOTOM"] == "SKIPPED"
-    strict = invoke("process", path, "-o", tmp_path / "strict", "--strict")
-    assert strict.exit_code == 1 and "--strict: no" in strict.stderr and str(path) in strict.stderr
+
+
+def test_a_step_skipped_by_configuration_needs_no_reference(tmp_path: Path, refs: Path):
+    path = make_rate(tmp_path / "x_rate.fits", shape=SHAPE, primary=SUBARRAY)
+    flatless = tmp_path / "flatless"
+    shutil.copytree(refs, flatless, ignore=shutil.ignore_patterns("*flat*"))
+    out = tmp_path / "out"
+    assert invoke("process", path, "--refs", flatless, "-o", out).exit_code == 1
+    result = invoke("process", path, "--refs", flatless, "--step", "flat_field.skip=true", "-o", out)
+    assert result.exit_code == 0, result.output
+    assert "flat_field SKIPPED: skipped by configuration" in result.stdout
+
+
+def test_json_summary_states_each_inputs_outcome_and_skips(tmp_path: Path, refs: Path):
+    path = make_rate(tmp_path / "x_rate.fits", shape=SHAPE, primary=SUBARRAY)
+    out = tmp_path / "out"
+    first = invoke("--log-format", "json", "process", path, "--refs", refs, "--ref", "flat=N/A", "-o", out)
+    again = invoke("--log-format", "json", "process", path, "--refs", refs, "-o", out)
+    events = [json.loads(line) for result in (first, again) for line in result.stderr.splitlines()
+              if line.startswith("{")]
+    done = [e for e in events if e["event"] == "done" and e["product"] == "x"]
+    skipped = [e for e in events if e["event"] == "skipped"]
+    assert done and done[0]["skipped_steps"] == ["flat_field SKIPPED: --ref flat=N/A"]
+    assert skipped and "use --overwrite" in skipped[0]["reason"] and skipped[0]["file"] == str(path)
+
+
+def test_strict_fails_on_an_optional_reference_too(tmp_path: Path, refs: Path):
+    shape = (64, 64)
+    path = make_rate(tmp_path / "iris_rate.fits", shape=shape, primary={
+        "INSTRUME": "IRIS", "DETECTOR": "IMG1", "EXP_TYPE": "IRIS_IMAGE", "FILTER": "KN3", "PUPIL": "NONE"})
+    flat = rf.make_flat(tmp_path / "iris_flat.fits", shape=shape, instrument="IRIS", detector="IMG1", filter="KN3")
+    out = tmp_path / "out"
+    assert invoke("process", path, "--ref", f"flat={flat}", "-o", out).exit_code == 0
+    strict = invoke("process", path, "--ref", f"flat={flat}", "-o", tmp_path / "strict", "--strict")
+    assert strict.exit_code == 1 and "no DISTORTION, DARK, PHOTOM, AREA reference found" in strict.stdout
 
 
 def test_usage_errors_exit_2(tmp_path: Path):

@@ -7,6 +7,7 @@ import os
 import sys
 import time
 from collections.abc import Iterator
+from typing import Any
 from pathlib import Path
 
 import attrs
@@ -81,6 +82,27 @@ def settled(results: list[ProductResult], before: frozenset[str]) -> list[Produc
     return out
 
 
+def outcome_text(result: ProductResult) -> str:
+    """Return one product's outcome in a few words: its status, and why it was skipped, failed or partial."""
+    if result.status == "done":
+        return "done" + (f" ({'; '.join(result.skipped_steps)})" if result.skipped_steps else "")
+    reason = (result.error or "").removeprefix(f"{result.input}: ")
+    return f"{result.status}: {reason}"
+
+
+def report_result(log: Any, result: ProductResult) -> None:
+    """Log one product's outcome as one event (JSON with ``--log-format json``): failures as errors."""
+    fields = {"file": str(result.input), "product": result.product, "status": result.status,
+              "seconds": round(result.seconds, 2)}
+    if result.status == "failed":
+        log.error("failed", reason=result.error, **fields)
+    elif result.status == "skipped":
+        log.info("skipped", reason=result.error, **fields)
+    else:
+        log.info("done", outputs=[str(path) for path in result.outputs], skipped_steps=list(result.skipped_steps),
+                 **fields)
+
+
 def exit_code(results: list[ProductResult]) -> int:
     """0 when nothing failed; 2 when every input was invalid; 1 when some failed."""
     failed = [r for r in results if r.status == "failed"]
@@ -103,7 +125,8 @@ def exit_code(results: list[ProductResult]) -> int:
               help="Inputs processed in parallel: local worker processes (default 1), or the workers of the "
                    "LocalCluster that --executor dask starts without --scheduler (default one per core).")
 @click.option("--overwrite", is_flag=True, help="Replace existing products (kept by default).")
-@click.option("--strict", is_flag=True, help="A missing reference file is an error instead of a skipped step.")
+@click.option("--strict", is_flag=True, help="Fail on any missing reference, optional ones too (a required one always fails; "
+                   "--ref TYPE=N/A runs without it on purpose).")
 @click.option("--preview", is_flag=True, help="Write a PNG quick-look next to each i2d (or cal).")
 @click.option("--allow-outside", is_flag=True, help="Accept association members outside the association's folder.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
@@ -136,14 +159,15 @@ def process(ctx: click.Context, inputs: tuple[Path, ...], output_dir: Path, refe
             bar.update(1)
     if executor == "dask":
         results = settled(results, before)
-    for result in results:
-        if result.status == "failed":
-            log.error("failed", file=str(result.input), product=result.product, reason=result.error)
     counts = {status: sum(r.status == status for r in results) for status in ("done", "skipped", "failed")}
     elapsed = time.perf_counter() - started
+    for result in results:
+        report_result(log, result)
     click.echo(f"done {counts['done']}, skipped {counts['skipped']}, failed {counts['failed']} "
                f"in {elapsed:.1f} s")
     for result in results:
+        click.echo(f"  {result.input}{'' if result.product == result.input.name else f' [{result.product}]'}: "
+                   f"{outcome_text(result)}")
         for output in result.outputs if result.status == "done" else ():
-            click.echo(f"  {output}")
+            click.echo(f"    {output}")
     ctx.exit(exit_code(results))

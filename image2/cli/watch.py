@@ -61,7 +61,8 @@ _SECONDS = click.FloatRange(min=0.0)
               help="Seconds before the first retry; doubled at each further attempt.")
 @click.option("--save-bsub", is_flag=True, help="Also write the background-subtracted _bsub product.")
 @click.option("--overwrite", is_flag=True, help="Replace existing products (kept by default).")
-@click.option("--strict", is_flag=True, help="A missing reference file is an error instead of a skipped step.")
+@click.option("--strict", is_flag=True, help="Fail on any missing reference, optional ones too (a required one always fails; "
+                   "--ref TYPE=N/A runs without it on purpose).")
 @click.option("--preview", is_flag=True, help="Write a PNG quick-look next to each i2d (or cal).")
 @click.option("--allow-outside", is_flag=True, help="Accept association members outside the association's folder.")
 @click.pass_context

@@ -24,7 +24,8 @@ from image2.core.meta import Meta
 from image2.core.naming import product_filename, product_root
 from image2.core.pipeline import background_for, calibrate_steps, prepare
 from image2.core.references import References
-from image2.errors import Image2Error, InvalidInputError, ReferenceFileError
+from image2.core.provenance import SKIPPED
+from image2.errors import Image2Error, InvalidInputError, MissingReferenceError
 from image2.io.association import load_input
 from image2.io.atomic import Staging
 from image2.io.config_file import load_config
@@ -33,7 +34,8 @@ from image2.io.fits import ExposureFile, open_exposure, read_exposure
 from image2.io.i2d import read_output_wcs
 from image2.io.products import preview_of, stage_products
 from image2.io.reference_choices import ChosenReferences, reference_choices
-from image2.io.reference_store import ReferenceStore, resolve_references
+from image2.io.reference_store import (REFTYPE_STEPS, ReferenceStore, Resolution, needed_reftypes,
+                                       required_reftypes, resolve_references)
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +75,8 @@ class ProductResult:
     error: str | None = None
     seconds: float = 0.0
     invalid_input: bool = False
+    skipped_steps: tuple[str, ...] = ()
+    """For a done product, each step it skipped and why (e.g. ``flat_field SKIPPED: --ref flat=N/A``)."""
 
 
 @functools.lru_cache(maxsize=8)
@@ -89,16 +93,42 @@ def configuration(options: RunOptions) -> Config:
     return step_configuration(load_config(options.config_file, overrides))
 
 
-def choose_references(meta: Meta, options: RunOptions, science: Path) -> References:
-    """Return the references for an exposure: overrides first, then the store; strict refuses gaps."""
+def choose_references(meta: Meta, options: RunOptions, science: Path,
+                      config: Config) -> tuple[References, Mapping[str, Resolution]]:
+    """Return the references for an exposure and where each came from: overrides first, then the store.
+
+    A type the exposure requires (a missing one would leave it partly calibrated) and that was
+    not found fails the exposure, unless its step is skipped by configuration or the type was
+    set to N/A on purpose; ``--strict`` makes every needed type required.
+    """
     chosen = options.references.get(str(science))
     store = _store(options.reference_dirs) if chosen is None else ChosenReferences(chosen)
     references, plan = resolve_references(meta, store, options.overrides)
-    missing = [reftype for reftype, item in plan.items() if item.origin == "none"]
-    if options.strict and missing:
-        raise ReferenceFileError(science, f"--strict: no {', '.join(missing)} reference for this exposure "
-                                          "(give one with --ref TYPE=PATH, or TYPE=N/A to run without)")
-    return references
+    required = set(needed_reftypes(meta) if options.strict else required_reftypes(meta))
+    missing = tuple(reftype for reftype, item in plan.items()
+                    if item.origin == "none" and reftype in required and not config.skipped(REFTYPE_STEPS[reftype]))
+    if missing:
+        raise MissingReferenceError(science, missing, exposure_label(meta))
+    return references, plan
+
+
+def exposure_label(meta: Meta) -> str:
+    """Return the keys references are chosen by, in a few words (e.g. ``NIRCAM NRCB1 F150W/CLEAR NRC_IMAGE``)."""
+    ins = meta.instrument
+    optics = "/".join(value for value in (ins.filter, ins.pupil) if value)
+    return " ".join(value for value in (ins.name, ins.detector, optics, meta.exposure.type, meta.subarray.name)
+                    if value)
+
+
+def skipped_steps(cal: Exposure, plan: Mapping[str, Resolution]) -> tuple[str, ...]:
+    """Return ``"<step> SKIPPED: <why>"`` for each step the cal product skipped, naming ``--ref TYPE=N/A``
+    when the user declined the reference it needed."""
+    declined: dict[str, list[str]] = {}
+    for reftype, item in plan.items():
+        if item.origin == "override" and item.path is None:
+            declined.setdefault(REFTYPE_STEPS[reftype], []).append(f"--ref {reftype}=N/A")
+    return tuple(f"{record.step} SKIPPED: {', '.join(declined.get(record.step, ())) or '; '.join(record.notes)}"
+                 for record in cal.meta.provenance if record.status == SKIPPED)
 
 
 def with_reference_choices(path: Path | str, options: RunOptions) -> RunOptions:
@@ -140,8 +170,9 @@ def _log_notes(exposure: Exposure, path: Path) -> None:
 
 
 def _calibrate_cube(handle: ExposureFile, meta: Meta, references: References, config: Config,
-                    backgrounds: list[Exposure], root: str, options: RunOptions, staging: Staging) -> None:
-    """Calibrate a 3-D exposure chunk by chunk, writing calints (and bsubints) progressively."""
+                    backgrounds: list[Exposure], root: str, options: RunOptions, staging: Staging) -> Exposure:
+    """Calibrate a 3-D exposure chunk by chunk, writing calints (and bsubints) progressively; return the
+    first chunk's calints record (its metadata and provenance are those of the whole product)."""
     nints, ny, nx = handle.shape
     step = max(1, CHUNK_BYTES // (ny * nx * 4))
     first = handle.read(0, min(step, nints)).evolve(meta=meta)
@@ -167,6 +198,7 @@ def _calibrate_cube(handle: ExposureFile, meta: Meta, references: References, co
     if options.preview:
         with staging.open(out / (Path(cal_name).stem + ".png"), True) as png_handle:
             png_handle.write(preview_of(products.cal, cal_name))
+    return products.cal
 
 
 def process_product(association: Association, product: Product, options: RunOptions,
@@ -181,15 +213,16 @@ def process_product(association: Association, product: Product, options: RunOpti
         with open_exposure(science) as handle:
             cal_path = options.output_dir / product_filename(root, "cal", handle.is_cube)
             if cal_path.exists() and not options.overwrite:
-                return ProductResult(source, root, "skipped", (cal_path,), "exists already (use --overwrite)",
+                return ProductResult(source, root, "skipped", (cal_path,),
+                                     f"{cal_path.name} exists (use --overwrite to replace it)",
                                      time.perf_counter() - started)
             meta = _with_association(handle.meta, association)
-            references = choose_references(meta, options, science)
+            references, plan = choose_references(meta, options, science, config)
             backgrounds = [read_exposure(member.path) for member in product.background]
             options.output_dir.mkdir(parents=True, exist_ok=True)
             with Staging(options.overwrite) as staging:
                 if handle.is_cube:
-                    _calibrate_cube(handle, meta, references, config, backgrounds, root, options, staging)
+                    cal = _calibrate_cube(handle, meta, references, config, backgrounds, root, options, staging)
                 else:
                     exposure = handle.read().evolve(meta=meta)
                     background = background_for(exposure, backgrounds, config)
@@ -199,6 +232,7 @@ def process_product(association: Association, product: Product, options: RunOpti
                     stage_products(staging, products, options.output_dir, root, preview=options.preview,
                                    replace_companions=True,
                                    save_combined_background=config.value("bkg_subtract", "save_combined_background"))
+                    cal = products.cal
                 outputs = tuple(staging.publish())
     except Image2Error as error:
         log.error("%s", error, extra={"file": str(science)})
@@ -213,7 +247,8 @@ def process_product(association: Association, product: Product, options: RunOpti
                              time.perf_counter() - started)
     for path in outputs:
         log.info("wrote %s", path.name, extra={"file": str(science), "product": str(path)})
-    return ProductResult(source, root, "done", outputs, None, time.perf_counter() - started)
+    return ProductResult(source, root, "done", outputs, None, time.perf_counter() - started,
+                         skipped_steps=skipped_steps(cal, plan))
 
 
 def validate_input(path: Path) -> None:

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from image2.errors import InvalidInputError
-from image2.io.process import ProductResult, RunOptions
+from image2.io.process import ProductResult, RunOptions, process_input, validate_input
+from image2.synthetic.exposures import make_rate
 from image2.watch import tasks
 from image2.watch.tasks import DONE, FAILED, INVALID, TRANSIENT, Task, run_task
 
@@ -77,6 +78,16 @@ def test_done_and_skipped_products_make_done(task_for) -> None:
 def test_a_failure_of_a_valid_input_is_final(task_for) -> None:
     outcome = run_task(task_for(_fails))
     assert (outcome.verdict, outcome.error) == (FAILED, "a: flat_field: reference does not fit")
+
+
+def test_a_real_input_without_its_references_fails_with_the_missing_types_named(tmp_path: Path) -> None:
+    source = make_rate(tmp_path / "a_rate.fits", shape=(64, 64))
+    out = tmp_path / "out"
+    out.mkdir()
+    outcome = run_task(Task(3, source, RunOptions(output_dir=out), process_input, validate_input))
+    assert outcome.verdict == FAILED and outcome.products == ()
+    assert "no DISTORTION, FILTEROFFSET, FLAT, PHOTOM, AREA reference found" in outcome.error
+    assert not list(out.iterdir())
 
 
 def test_a_failure_of_an_input_that_does_not_validate_is_invalid(task_for) -> None:
