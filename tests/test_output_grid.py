@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import attrs
 import gwcs
 import numpy as np
 import pytest
@@ -78,8 +79,54 @@ def test_orientation_needs_the_pointing_keywords(pointing, problem):
 
 def test_pixel_scale_at_the_tangent_point_of_a_tan_wcs_is_its_cdelt():
     wcs = tan_wcs()
-    assert pixel_scale_at(wcs, 150.0, 2.0) == pytest.approx(SCALE, rel=1e-9)
-    assert pixel_scale_at(tan_wcs(scale=2 * SCALE), 150.0, 2.0) == pytest.approx(2 * SCALE, rel=1e-9)
+    assert pixel_scale_at(wcs, 150.0, 2.0, (80, 100)) == pytest.approx(SCALE, rel=1e-9)
+    assert pixel_scale_at(tan_wcs(scale=2 * SCALE), 150.0, 2.0, (80, 100)) == pytest.approx(2 * SCALE, rel=1e-9)
+
+
+FAR = dict(crpix=(-5000.0, 40.0), scale=0.01)
+"""A TAN WCS whose tangent point lies 50° off its 100×80 image, so the pixel scale varies across it."""
+
+
+def scale_at_pixel(wcs: gwcs.WCS, x: float, y: float) -> float:
+    """The pixel scale (deg) at pixel (x, y) by definition: √(x step × y step) on the sky."""
+    ra, dec = wcs(np.array([x, x + 1.0, x]), np.array([y, y, y + 1.0]), with_bounding_box=False)
+    points = coordinates.SkyCoord(ra=ra, dec=dec, unit="deg")
+    return float(np.sqrt(points[0].separation(points[1]).value * points[0].separation(points[2]).value))
+
+
+def test_pixel_scale_is_measured_where_the_point_lies_when_it_lies_on_the_image():
+    wcs, shape = tan_wcs(**FAR), (80, 100)
+    for pixel in [(-0.4, 10.0), (99.4, 79.4), (20.0, 30.0)]:
+        ra, dec = wcs(*pixel, with_bounding_box=False)
+        x0, y0 = wcs.invert(ra, dec, with_bounding_box=False)
+        assert pixel_scale_at(wcs, ra, dec, shape) == scale_at_pixel(wcs, x0, y0)
+    assert scale_at_pixel(wcs, -0.4, 10.0) / scale_at_pixel(wcs, 49.5, 39.5) - 1 > 1e-3  # the scale varies
+
+
+@pytest.mark.parametrize("pixel", [(-0.6, 10.0), (130.0, 40.0), (100.0, -300.0), (-5000.0, 40.0)])
+def test_pixel_scale_at_a_point_off_the_image_is_the_scale_at_its_centre(pixel):
+    wcs, shape = tan_wcs(**FAR), (80, 100)
+    ra, dec = wcs(*pixel, with_bounding_box=False)
+    centre = scale_at_pixel(wcs, 49.5, 39.5)
+    assert pixel_scale_at(wcs, ra, dec, shape) == centre
+    assert abs(scale_at_pixel(wcs, *pixel) / centre - 1) > 1e-3  # the scale where the point lies is not used
+
+
+def test_a_point_the_wcs_cannot_invert_gives_the_scale_at_the_centre():
+    wcs, shape = tan_wcs(), (80, 100)
+    assert not np.all(np.isfinite(wcs.invert(330.0, -2.0, with_bounding_box=False)))  # behind the TAN plane
+    assert pixel_scale_at(wcs, 330.0, -2.0, shape) == scale_at_pixel(wcs, 49.5, 39.5)
+
+
+def test_default_grid_takes_the_scale_at_the_image_centre_when_ra_ref_lies_off_the_image():
+    exposure = cal_exposure()
+    footprints = parse_s_region(exposure.meta.header("SCI").get("S_REGION"))
+    ny, nx = exposure.shape
+    wrong = attrs.evolve(exposure.meta.pointing, ra_ref=53.1625, dec_ref=-27.7914)  # 43° away
+    grid = default_grid(exposure.wcs, footprints, wrong, exposure.shape)
+    assert grid.cdelt[0] == scale_at_pixel(exposure.wcs, (nx - 1) / 2, (ny - 1) / 2)
+    right = default_grid(exposure.wcs, footprints, exposure.meta.pointing, exposure.shape)
+    assert grid.shape == right.shape and grid.pixel_scale == pytest.approx(right.pixel_scale, rel=1e-4)
 
 
 def test_spherical_polygon_area_of_an_octant_and_of_a_small_square():
@@ -122,7 +169,7 @@ def test_default_grid_covers_the_footprint_with_the_input_scale():
     assert nx - 1 <= max(x) + 0.5 < nx + 1 and ny - 1 <= max(y) + 0.5 < ny + 1
     assert grid.wcs.bounding_box.bounding_box(order="F") == ((-0.5, nx - 0.5), (-0.5, ny - 0.5))
     assert grid.wcs.pixel_shape == (nx, ny)
-    scale = pixel_scale_at(exposure.wcs, POINTING["ra_ref"], POINTING["dec_ref"])
+    scale = pixel_scale_at(exposure.wcs, POINTING["ra_ref"], POINTING["dec_ref"], exposure.shape)
     assert grid.cdelt == (scale, scale) and grid.pixel_scale == 3600.0 * scale
     assert grid.pixar_a2 == pytest.approx((3600 * scale) ** 2, rel=1e-15)
     assert grid.pixar_sr == pytest.approx(grid.pixar_a2 / 206264.80624709636**2, rel=1e-15)

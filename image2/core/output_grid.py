@@ -3,7 +3,9 @@
 The default grid is a FITS-style TAN projection centred on the exposure's footprint, with
 the input pixel scale times ``pixel_scale_ratio`` and the detector's orientation on the sky.
 Every number is computed with the same models and in the same order as jwst 3.0, so the
-output WCS (and through it the pixel map) agrees bit for bit.
+output WCS (and through it the pixel map) agrees bit for bit. One deliberate difference: the
+input pixel scale is measured at RA_REF/DEC_REF only when that point lies on the image; off
+it (a pointing that contradicts the WCS) it is measured at the image centre.
 """
 
 from __future__ import annotations
@@ -94,9 +96,27 @@ def fiducial(footprints: Sequence[np.ndarray]) -> tuple[float, float]:
     return lon_mid, lat_mid
 
 
-def pixel_scale_at(wcs: Any, ra: float, dec: float) -> float:
-    """Return the input pixel scale (deg) at sky point (ra, dec): √(x step × y step) there."""
+def scale_pixel(wcs: Any, ra: float, dec: float, shape: tuple[int, int]) -> tuple[Any, Any]:
+    """Return the pixel where the input scale is measured: that of (ra, dec) when on the image, else its centre.
+
+    jwst measures at RA_REF/DEC_REF wherever that falls. A point off the ``shape`` (ny, nx)
+    image (edges included), or one the WCS cannot invert, comes from a pointing that
+    contradicts the WCS or a reference point outside a subarray; the scale there is not the
+    image's (far off, a TAN projection stretches it), so it is measured at the image centre.
+    """
     x0, y0 = wcs.invert(ra, dec, with_bounding_box=False)
+    ny, nx = shape
+    if -0.5 <= x0 <= nx - 0.5 and -0.5 <= y0 <= ny - 0.5:
+        return x0, y0
+    return (nx - 1) / 2.0, (ny - 1) / 2.0
+
+
+def pixel_scale_at(wcs: Any, ra: float, dec: float, shape: tuple[int, int]) -> float:
+    """Return the input pixel scale (deg) at sky point (ra, dec): √(x step × y step) there.
+
+    The point is moved to the image centre when it lies off the ``shape`` image (scale_pixel).
+    """
+    x0, y0 = scale_pixel(wcs, ra, dec, shape)
     x = np.array([x0, x0 + 1.0, x0])
     y = np.array([y0, y0, y0 + 1.0])
     lon, lat = wcs(x, y, with_bounding_box=False)
@@ -171,15 +191,16 @@ def default_grid(
 ) -> OutputGrid:
     """Return the TAN grid covering ``footprints`` (sky polygons, deg) of an exposure with ``wcs``.
 
-    ``pixel_scale`` (arcsec) overrides ``pixel_scale_ratio``; ``output_shape`` is ``(nx, ny)``;
-    ``crpix`` is 0-based ``(x, y)``; ``crval`` is ``(ra, dec)`` in degrees.
+    ``pixel_scale`` (arcsec) overrides ``pixel_scale_ratio``, which otherwise scales the input
+    pixel scale at RA_REF/DEC_REF (at the image centre when that lies off the image);
+    ``output_shape`` is ``(nx, ny)``; ``crpix`` is 0-based ``(x, y)``; ``crval`` is ``(ra, dec)`` in degrees.
     """
     if wcs.output_frame.naxes != 2:
         raise _fail(f"the input WCS has {wcs.output_frame.naxes} world axes; an imaging WCS has 2")
     if pixel_scale is None:
         if pointing.ra_ref is None or pointing.dec_ref is None:
             raise _fail("RA_REF/DEC_REF are missing; they are needed for the input pixel scale")
-        scale = pixel_scale_at(wcs, pointing.ra_ref, pointing.dec_ref) * pixel_scale_ratio
+        scale = pixel_scale_at(wcs, pointing.ra_ref, pointing.dec_ref, input_shape) * pixel_scale_ratio
         ratio, exact = pixel_scale_ratio, True
     else:
         scale = pixel_scale / 3600.0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
@@ -16,10 +17,13 @@ from image2._version import __version__
 from image2.core.cards import COMMENTARY, Card, Cards
 from image2.core.exposure import Exposure, Extension
 from image2.core.meta import KEYWORDS, Meta, StepRecord, is_reference_keyword, is_status_keyword
+from image2.core.pointing import describe, pointing_mismatch
 from image2.errors import InvalidInputError
 from image2.io.asdf_tree import EXTNAME as ASDF_EXTNAME
 from image2.io.asdf_tree import hdu_to_meta, tree_to_hdu
 from image2.io.atomic import atomic_write
+
+log = logging.getLogger(__name__)
 
 ARRAY_EXTENSIONS = ("SCI", "ERR", "DQ", "AREA", "VAR_POISSON", "VAR_RNOISE", "VAR_FLAT")
 """Image extensions the exposure record models, in the order jwst writes them."""
@@ -133,6 +137,7 @@ class ExposureFile:
             self.meta = meta_from_headers(self.path, headers, tree)
             self.wcs = tree.get("wcs")
             self._check_required()
+            self._check_pointing()
             self.extensions = self._extensions()
         except BaseException:
             self._hdul.close()
@@ -157,6 +162,12 @@ class ExposureFile:
         for keyword, (group, field) in REQUIRED_KEYWORDS.items():
             if getattr(getattr(self.meta, group), field) in (None, ""):
                 raise InvalidInputError(self.path, f"required keyword {keyword} is missing from the primary header")
+
+    def _check_pointing(self) -> None:
+        """Warn when RA_REF/DEC_REF lie far from the header WCS: one of them is wrong."""
+        mismatch = pointing_mismatch(self.meta, self.shape[-2:])
+        if mismatch is not None:
+            log.warning("%s: %s", self.path, describe(mismatch), extra={"file": str(self.path)})
 
     def _extensions(self) -> dict[str, Extension]:
         known = {"PRIMARY", ASDF_EXTNAME, *ARRAY_EXTENSIONS}

@@ -10,6 +10,13 @@ import asdf
 import numpy as np
 from astropy.io import fits
 
+from image2.core.assign_wcs import fits_keyword_transform
+from image2.core.cards import Cards
+from image2.core.meta import Pointing, full_frame_shape
+from image2.core.output_grid import orientation
+from image2.core.sky_region import s_region
+from image2.synthetic.references import NOMINAL_SCALE
+
 PRIMARY_CARDS: dict[str, Any] = {
     "TELESCOP": ("JWST", "Telescope used to acquire the data"),
     "DATAMODL": ("ImageModel", "Type of data model"),
@@ -17,8 +24,8 @@ PRIMARY_CARDS: dict[str, Any] = {
     "OBSERVTN": ("001", "Observation number"),
     "VISIT": ("001", "Visit number"),
     "TARGNAME": ("NGC 1234", "Standard astronomical catalog name for target"),
-    "TARG_RA": (80.48, "Target RA at mid time of exposure"),
-    "TARG_DEC": (-69.49, "Target Dec at mid time of exposure"),
+    "TARG_RA": (80.4875, "Target RA at mid time of exposure"),
+    "TARG_DEC": (-69.4975, "Target Dec at mid time of exposure"),
     "INSTRUME": ("NIRCAM", "Instrument used to acquire the data"),
     "DETECTOR": ("NRCB1", "Name of detector used to acquire the data"),
     "MODULE": ("B", "NIRCam module: A, B, or MULTIPLE"),
@@ -61,21 +68,58 @@ SCI_CARDS: dict[str, Any] = {
     "VPARITY": (-1, "Relative sense of rotation Ideal xy vs V2V3"),
     "VA_SCALE": (1.00001, "Velocity aberration scale factor"),
     "WCSAXES": (2, "number of World Coordinate System axes"),
-    "CRPIX1": (1024.5, "axis 1 coordinate of the reference pixel"),
-    "CRPIX2": (1024.5, "axis 2 coordinate of the reference pixel"),
-    "CRVAL1": (80.4875, "first axis value at the reference pixel"),
-    "CRVAL2": (-69.4975, "second axis value at the reference pixel"),
     "CTYPE1": ("RA---TAN", "Axis 1 type"),
     "CTYPE2": ("DEC--TAN", "Axis 2 type"),
     "CUNIT1": ("deg", "Axis 1 units"),
     "CUNIT2": ("deg", "Axis 2 units"),
-    "CDELT1": (8.61e-06, "first axis increment per pixel"),
-    "CDELT2": (8.61e-06, "second axis increment per pixel"),
-    "PC1_1": (-0.976, "linear transformation matrix element"),
-    "PC1_2": (0.216, "linear transformation matrix element"),
-    "PC2_1": (0.216, "linear transformation matrix element"),
-    "PC2_2": (0.976, "linear transformation matrix element"),
 }
+"""SCI cards: the pointing and the kind of WCS; the WCS values follow from the pointing (pointing_wcs_cards)."""
+
+WCS_COMMENTS = {
+    "CRPIX1": "axis 1 coordinate of the reference pixel", "CRPIX2": "axis 2 coordinate of the reference pixel",
+    "CRVAL1": "first axis value at the reference pixel", "CRVAL2": "second axis value at the reference pixel",
+    "CDELT1": "first axis increment per pixel", "CDELT2": "second axis increment per pixel",
+    "PC1_1": "linear transformation matrix element", "PC1_2": "linear transformation matrix element",
+    "PC2_1": "linear transformation matrix element", "PC2_2": "linear transformation matrix element",
+    "S_REGION": "spatial extent of the observation",
+}
+
+
+def _value(card: Any) -> Any:
+    return card[0] if isinstance(card, tuple) else card
+
+
+def pointing_wcs_cards(sci: dict[str, Any], shape: tuple[int, int], substrt: tuple[int, int] = (1, 1),
+                       instrument: str | None = "NIRCAM") -> dict[str, Any]:
+    """Return the SCI WCS cards (CRPIX, CRVAL, CDELT, PC, S_REGION) that the pointing cards in ``sci`` imply.
+
+    As the JWST ground system writes them: the aperture reference point (V2_REF, V3_REF), which
+    the synthetic distortion puts at the full-frame centre, lies at (RA_REF, DEC_REF), so that
+    pixel (in the ``shape`` array read out at 1-based ``substrt``) is CRPIX and that position
+    CRVAL; CDELT is the distortion's nominal scale; PC turns the detector to
+    ROLL_REF − VPARITY·V3I_YANG (jwst's rotation matrix, output_grid.orientation). WCS cards
+    already in ``sci`` are kept; S_REGION is the resulting WCS at the array's corners. Values
+    are (value, comment) pairs.
+    """
+    pointing = Pointing(roll_ref=float(_value(sci["ROLL_REF"])), vparity=int(_value(sci["VPARITY"])),
+                        v3i_yang=float(_value(sci["V3I_YANG"])))
+    pc = orientation(pointing, None)
+    full_ny, full_nx = full_frame_shape(instrument)
+    ny, nx = shape
+    cdelt = NOMINAL_SCALE / 3600.0
+    derived: dict[str, Any] = {
+        "CRPIX1": (full_nx + 1) / 2.0 - (substrt[0] - 1), "CRPIX2": (full_ny + 1) / 2.0 - (substrt[1] - 1),
+        "CRVAL1": float(_value(sci["RA_REF"])), "CRVAL2": float(_value(sci["DEC_REF"])),
+        "CDELT1": cdelt, "CDELT2": cdelt,
+        "PC1_1": float(pc[0, 0]), "PC1_2": float(pc[0, 1]), "PC2_1": float(pc[1, 0]), "PC2_2": float(pc[1, 1]),
+    }
+    cards = {**{k: (v, WCS_COMMENTS[k]) for k, v in derived.items()}, **{k: v for k, v in sci.items() if k in derived}}
+    if "S_REGION" in sci:
+        return {**cards, "S_REGION": sci["S_REGION"]}
+    header = Cards().updated({k: _value(v) for k, v in {**sci, **cards}.items()})
+    ra, dec = fits_keyword_transform(header, "SCI")(np.array([-0.5, -0.5, nx - 0.5, nx - 0.5]),
+                                                     np.array([-0.5, ny - 0.5, ny - 0.5, -0.5]))
+    return {**cards, "S_REGION": (s_region(ra, dec), WCS_COMMENTS["S_REGION"])}
 
 
 def exposure_arrays(shape: tuple[int, ...], seed: int = 1) -> dict[str, np.ndarray]:
@@ -102,6 +146,36 @@ def asdf_extension(meta: dict[str, Any]) -> fits.BinTableHDU:
     return fits.BinTableHDU.from_columns([column], name="ASDF")
 
 
+def rate_headers(
+    shape: tuple[int, ...],
+    primary: dict[str, Any] | None = None,
+    sci: dict[str, Any] | None = None,
+    drop: tuple[str, ...] = (),
+) -> tuple[fits.Header, fits.Header]:
+    """Return the PRIMARY and SCI headers of a ``shape`` rate file (overrides as in :func:`make_rate`)."""
+    ny, nx = shape[-2:]
+    geometry = {
+        "SUBSIZE1": (nx, PRIMARY_CARDS["SUBSIZE1"][1]),
+        "SUBSIZE2": (ny, PRIMARY_CARDS["SUBSIZE2"][1]),
+        "NINTS": (shape[0] if len(shape) == 3 else 1, PRIMARY_CARDS["NINTS"][1]),
+        "SUBARRAY": ("FULL" if (ny, nx) == (2048, 2048) else "SUBCUSTOM", "Subarray used"),
+        "DATAMODL": ("CubeModel" if len(shape) == 3 else "ImageModel", "Type of data model"),
+    }
+    primary_cards = {**PRIMARY_CARDS, **geometry, **(primary or {})}
+    pointing = {**SCI_CARDS, **(sci or {})}
+    substrt = (int(_value(primary_cards["SUBSTRT1"])), int(_value(primary_cards["SUBSTRT2"])))
+    sci_cards = {**pointing, **pointing_wcs_cards(pointing, (ny, nx), substrt, _value(primary_cards["INSTRUME"]))}
+    primary_cards = {**primary_cards, "TARG_RA": (_value(pointing["RA_REF"]), "Target RA at mid time of exposure"),
+                     "TARG_DEC": (_value(pointing["DEC_REF"]), "Target Dec at mid time of exposure"),
+                     **(primary or {})}
+    headers = fits.Header(), fits.Header([("BUNIT", "DN/s", "physical units of the array values")])
+    for header, cards in zip(headers, (primary_cards, sci_cards), strict=True):
+        for key, value in cards.items():
+            if key not in drop:
+                header[key] = value
+    return headers
+
+
 def make_rate(
     path: Path,
     shape: tuple[int, ...] = (64, 80),
@@ -116,21 +190,11 @@ def make_rate(
 
     ``primary``/``sci`` override header cards (value or (value, comment)); ``drop`` removes
     keywords from both headers; ``arrays`` replaces arrays by extension name (None drops one).
+    The SCI WCS cards and TARG_RA/TARG_DEC follow from the pointing cards (see
+    :func:`pointing_wcs_cards`) unless given in ``sci``/``primary``, so a header contradicts its
+    pointing only when a caller asks for it.
     """
-    ny, nx = shape[-2:]
-    geometry = {
-        "SUBSIZE1": (nx, PRIMARY_CARDS["SUBSIZE1"][1]),
-        "SUBSIZE2": (ny, PRIMARY_CARDS["SUBSIZE2"][1]),
-        "NINTS": (shape[0] if len(shape) == 3 else 1, PRIMARY_CARDS["NINTS"][1]),
-        "SUBARRAY": ("FULL" if (ny, nx) == (2048, 2048) else "SUBCUSTOM", "Subarray used"),
-        "DATAMODL": ("CubeModel" if len(shape) == 3 else "ImageModel", "Type of data model"),
-    }
-    primary_cards = {**PRIMARY_CARDS, **geometry, **(primary or {})}
-    sci_cards = {**SCI_CARDS, **(sci or {})}
-    header = fits.Header()
-    for key, value in primary_cards.items():
-        if key not in drop:
-            header[key] = value
+    header, sci_header = rate_headers(shape, primary, sci, drop)
     data = exposure_arrays(shape, seed)
     data.update(arrays or {})
     hdus: list[Any] = [fits.PrimaryHDU(header=header)]
@@ -138,12 +202,10 @@ def make_rate(
         if data.get(name) is None:
             continue
         ext = fits.ImageHDU(data[name], name=name, ver=1)
-        if name in ("SCI", "ERR"):
+        if name == "ERR":
             ext.header["BUNIT"] = ("DN/s", "physical units of the array values")
         if name == "SCI":
-            for key, value in sci_cards.items():
-                if key not in drop:
-                    ext.header[key] = value
+            ext.header.extend(sci_header)
         hdus.append(ext)
     if int_times:
         n = shape[0]

@@ -352,8 +352,12 @@ def _inverse_coefficients(shape: tuple[int, int], scale: float, theta_deg: float
             tuple(fitter(models.Polynomial2D(7), du, dv, gy - cy).parameters))
 
 
+NOMINAL_SCALE = 0.0311
+"""Plate scale (arcsec/pixel) of the synthetic distortion, and CDELT of the synthetic headers."""
+
+
 def default_distortion_model(shape: tuple[int, int] = (2048, 2048), *, v2_ref: float = -63.0,
-                             v3_ref: float = -490.0, scale: float = 0.0311,
+                             v3_ref: float = -490.0, scale: float = NOMINAL_SCALE,
                              theta_deg: float = -0.55) -> models.Model:
     """Return a JWST-like distortion: full-frame 0-based pixels -> (V2, V3) arcsec, with inverse.
 
