@@ -65,6 +65,11 @@ def wait_until(condition: Callable[[], object], timeout: float = 180.0, what: st
     raise AssertionError(f"{what} not met in time")
 
 
+WITHOUT_REFERENCES = tuple(arg for reftype in ("distortion", "filteroffset", "flat", "photom", "area")
+                           for arg in ("--ref", f"{reftype}=N/A"))
+"""These tests are about the daemon, not calibration: every reference is declined on purpose."""
+
+
 class WatchProcess:
     """``image2 --log-format json watch IN -o OUT ...`` running as a subprocess, its log in a file."""
 
@@ -77,7 +82,7 @@ class WatchProcess:
         self.log_path = tmp / f"watch-{len(runs)}.log"
         entry = [str(script)] if script else ["-m", "image2"]
         command = [sys.executable, *entry, "--log-format", "json", "watch", str(self.inbox), "-o", str(self.output),
-                   "--heartbeat", "1", *args]
+                   "--heartbeat", "1", *WITHOUT_REFERENCES, *args]
         self._log = open(self.log_path, "wb")
         self.process = subprocess.Popen(command, cwd=REPO, stdout=self._log, stderr=subprocess.STDOUT,
                                         env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})})
