@@ -115,12 +115,6 @@ def test_unknown_instrument_fails():
         photom(_exposure(meta=_meta("NIRSPEC")), _photom(NIRCAM_ROWS), None)
 
 
-def _f32(*values):
-    """One-element float32 arrays: numpy's array loops (as jwst uses on table columns) can round
-    ``**`` differently from its float32 scalar arithmetic."""
-    return tuple(np.array([v], np.float32) for v in values)
-
-
 LINEAR = np.array([(59700.3, 0.0123), (59000.0, 0.5)], dtype=[("t0", ">f4"), ("lossperyear", ">f4")])
 EXPONENTIAL = np.array([(59710.1, 0.03, 97.3, 0.971), (59000.0, 1.0, 1.0, 0.0)],
                        dtype=[("t0", ">f4"), ("amplitude", ">f4"), ("tau", ">f4"), ("const", ">f4")])
@@ -129,51 +123,66 @@ POWERLAW = np.array([(59720.7, 0.987, 33.3, -0.021), (59000.0, 0.5, 1.0, -1.0)],
 TIMED_ROWS = [("F150W", "CLEAR", 0.2345678, 0.0), ("F200W", "CLEAR", 0.3, 0.0)]
 
 
-def _hand_linear():
-    t, t0, loss = _f32(MID, 59700.3, 0.0123)  # EXPMID demoted to float32 inside t - t0
-    return (np.float32(1.0) - loss * (t - t0) / np.float32(365.0))[0]
+def _columns(table: np.ndarray, dtype: type, *names: str) -> tuple[np.ndarray, ...]:
+    """Whole table columns in ``dtype``: jwst evaluates each expression on the float32 columns, and
+    numpy's array loops can round ``**`` and ``exp`` differently from its scalar arithmetic."""
+    return tuple(table[name].astype(dtype) for name in names)
 
 
-def _hand_exponential():
-    t, t0, amplitude, tau, const = _f32(MID, 59710.1, 0.03, 97.3, 0.971)
-    return (amplitude * np.exp(-(t - t0) / tau) + const)[0]
+# steps.md §6.4 written out for row 0, in float32 with EXPMID demoted to float32 inside t - t0 (what
+# jwst does under numpy 2), or in float64 to show that the precision is observable. Evaluated in this
+# process, so the comparison holds on any CPU and numpy build; what jwst itself writes is checked
+# live by tests/parity/test_parity_steps.py.
+
+def _hand_linear(dtype: type = np.float32) -> np.floating:
+    t0, loss = _columns(LINEAR, dtype, "t0", "lossperyear")
+    return (dtype(1.0) - loss * (dtype(MID) - t0) / dtype(365.0))[0]
 
 
-def _hand_powerlaw():
-    t, t0, year1, tsoft, alpha = _f32(MID, 59720.7, 0.987, 33.3, -0.021)
-    return (((t - t0 + tsoft) ** alpha) / (((np.float32(365.0) + tsoft) ** alpha) / year1))[0]
+def _hand_exponential(dtype: type = np.float32) -> np.floating:
+    t0, amplitude, tau, const = _columns(EXPONENTIAL, dtype, "t0", "amplitude", "tau", "const")
+    return (amplitude * np.exp(-(dtype(MID) - t0) / tau) + const)[0]
 
 
-@pytest.mark.parametrize(("kind", "table", "hand", "jwst_photmjsr"), [
-    ("linear", LINEAR, _hand_linear, 0.2403327966948181),
-    ("exponential", EXPONENTIAL, _hand_exponential, 0.24156794526465977),
-    ("powerlaw", POWERLAW, _hand_powerlaw, 0.24066366055823477),
+def _hand_powerlaw(dtype: type = np.float32) -> np.floating:
+    t0, year1, tsoft, alpha = _columns(POWERLAW, dtype, "t0", "year1value", "tsoft", "alpha")
+    return (((dtype(MID) - t0 + tsoft) ** alpha) / (((dtype(365.0) + tsoft) ** alpha) / year1))[0]
+
+
+PHOTMJSR = np.float64(np.float32(0.2345678))
+"""Row 0's PHOTMJSR as jwst divides it: the float32 table value held in float64."""
+
+
+@pytest.mark.parametrize(("kind", "table", "hand"), [
+    ("linear", LINEAR, _hand_linear),
+    ("exponential", EXPONENTIAL, _hand_exponential),
+    ("powerlaw", POWERLAW, _hand_powerlaw),
 ])
-def test_each_time_dependence_to_the_last_bit(kind, table, hand, jwst_photmjsr):
+def test_each_time_dependence_to_the_last_bit(kind, table, hand):
     out = photom(_exposure(), _photom(TIMED_ROWS, timecoeff={kind: table}), None)
     correction = hand()
     assert correction.dtype == np.float32
-    expected = np.float64(np.float32(0.2345678)) / np.float64(correction)
-    assert out.meta.photometry.photmjsr == expected == jwst_photmjsr  # value jwst 3.0.0 writes
+    expected = PHOTMJSR / np.float64(correction)
+    assert out.meta.photometry.photmjsr == expected
     assert out.meta.photometry.photuja2 == expected * MJSR_TO_UJA2
+    # guard: the float32 evaluation is observable (float64 arithmetic gives another PHOTMJSR)
+    assert PHOTMJSR / hand(np.float64) != expected
 
 
 def test_all_three_time_dependences_multiply_in_float64():
     tables = {"linear": LINEAR, "exponential": EXPONENTIAL, "powerlaw": POWERLAW}
     reference = _photom(TIMED_ROWS, timecoeff=tables)
     product = np.float64(1.0) * _hand_linear() * _hand_exponential() * _hand_powerlaw()
-    assert time_corrections(reference, MID)[0] == product
-    out = photom(_exposure(), reference, None)
-    assert out.meta.photometry.photmjsr == 0.25393703928761935  # jwst 3.0.0, same inputs
-    naive = 0.2345678 / ((1 - 0.0123 * (MID - 59700.3) / 365))
-    assert photom(_exposure(), _photom(TIMED_ROWS, timecoeff={"linear": LINEAR}), None).meta.photometry.photmjsr \
-        != naive  # float64 evaluation would not match jwst
+    assert product.dtype == np.float64 and time_corrections(reference, MID)[0] == product
+    assert photom(_exposure(), reference, None).meta.photometry.photmjsr == PHOTMJSR / product
+    # guard: a float32 product would differ
+    assert np.float64(_hand_linear() * _hand_exponential() * _hand_powerlaw()) != product
 
 
 def test_time_correction_can_be_turned_off_and_needs_expmid():
     reference = _photom(TIMED_ROWS, timecoeff={"linear": LINEAR})
     out = photom(_exposure(), reference, None, apply_time_correction=False)
-    assert out.meta.photometry.photmjsr == float(np.float32(0.2345678))
+    assert out.meta.photometry.photmjsr == PHOTMJSR
     with pytest.raises(StepError, match="no EXPMID"):
         photom(_exposure(meta=_meta(mid=None)), reference, None)
 
@@ -188,7 +197,7 @@ def test_float64_factor_rounds_each_product_once():
     sci = rng.uniform(0.1, 100, (20, 30)).astype(np.float32)
     reference = _photom(TIMED_ROWS, timecoeff={"linear": LINEAR})
     out = photom(_exposure((20, 30), sci=sci, var_poisson=sci), reference, None)
-    factor = np.float64(np.float32(0.2345678)) / np.float64(_hand_linear())
+    factor = PHOTMJSR / np.float64(_hand_linear())
     np.testing.assert_array_equal(out.sci, (sci.astype(np.float64) * factor).astype(np.float32))
     np.testing.assert_array_equal(out.var_poisson, (sci.astype(np.float64) * (factor * factor)).astype(np.float32))
     assert (out.sci != sci * np.float32(factor)).any()  # a float32 product would differ

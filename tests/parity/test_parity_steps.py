@@ -2,8 +2,10 @@
 
 One small NIRCam NRCB1 F150W/CLEAR subarray exposure (SUBSTRT 101/201) and a 3-integration
 cube, with NaN and DQ-flagged pixels, go through each jwst step and the matching image2
-function with the same reference files; SCI/ERR/DQ/VAR_*/AREA must be bit-identical and the
-step's header keywords equal. jwst runs once for the whole module (one subprocess).
+function with the same reference files (photom also with each TIMECOEFF table alone: their
+float32 ``**`` and ``exp`` round per CPU, so only jwst run on the same machine can judge them);
+SCI/ERR/DQ/VAR_*/AREA must be bit-identical and the step's header keywords equal. jwst runs
+once for the whole module (one subprocess).
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ START = (101, 201)  # SUBSTRT1/2: the science lies at full-frame x 100..123, y 2
 SHAPE = (16, 24)
 NINTS = 3
 SUBARRAY = {"SUBARRAY": "SUB160"}
+TIME_KINDS = ("linear", "exponential", "powerlaw")
+"""The PHOTOM time-dependence tables (TIMECOEFF_*), each compared alone and all three together."""
 
 PHOTOM_KEYWORDS = {"PRIMARY": ("S_PHOTOM", "R_PHOTOM", "R_AREA"),
                    "SCI": ("BUNIT", "PHOTMJSR", "PHOTUJA2", "PIXAR_SR", "PIXAR_A2"), "ERR": ("BUNIT",)}
@@ -83,8 +87,7 @@ class Inputs:
     cube: Path
     backgrounds: dict[str, list[Path]]
     flat: Path
-    photom: Path
-    photom_time: Path
+    photoms: dict[str, Path]
     area: Path
     association: Path
 
@@ -115,8 +118,10 @@ def build_inputs(root: Path) -> Inputs:
                                  {"t0": 59650.0, "amplitude": 0.01, "tau": 100.0, "const": 0.99}],
                  "powerlaw": [{"t0": 59600.0, "year1value": 0.995, "tsoft": 30.0, "alpha": -0.01},
                               {"t0": 59600.0, "year1value": 0.99, "tsoft": 10.0, "alpha": -0.02}]}
-    phot = make_photom(root / "photom.fits", rows=rows)
-    phot_time = make_photom(root / "photom_time.fits", rows=rows, timecoeff=timecoeff)
+    photoms = {"plain": make_photom(root / "photom.fits", rows=rows),
+               "time": make_photom(root / "photom_time.fits", rows=rows, timecoeff=timecoeff)}
+    for kind in TIME_KINDS:  # one table alone: its float32 arithmetic cannot hide in the product
+        photoms[kind] = make_photom(root / f"photom_{kind}.fits", rows=rows, timecoeff={kind: timecoeff[kind]})
     area = make_area(root / "area.fits")
     asn = write_association(root / "jw01234-o001_image2_asn.json", [{
         "name": "jw01234001001_01101_00001_nrcb1",
@@ -125,15 +130,16 @@ def build_inputs(root: Path) -> Inputs:
                     {"expname": str(cover), "exptype": "background"}]}])
     return Inputs(sci, cube, {"2d": [same, cover], "2d_partial": [same, partial, far], "2d_clip": many,
                               "3d": [cube_a, cube_b], "3d_partial": [cube_a, cube_partial]},
-                  flat, phot, phot_time, area, asn)
+                  flat, photoms, area, asn)
 
 
 BACKGROUND_SCIENCE = {"2d": "rate", "2d_partial": "rate", "2d_clip": "rate", "3d": "cube", "3d_partial": "cube"}
-PHOTOM_CASES = {  # job: (input flat job, photom file attribute, with area)
-    "photom_2d": ("flat_2d", "photom", True),
-    "photom_2d_time": ("flat_2d", "photom_time", True),
-    "photom_2d_no_area": ("flat_2d", "photom_time", False),
-    "photom_3d": ("flat_3d", "photom_time", True),
+PHOTOM_CASES = {  # job: (input flat job, key of Inputs.photoms, with area)
+    "photom_2d": ("flat_2d", "plain", True),
+    "photom_2d_time": ("flat_2d", "time", True),
+    "photom_2d_no_area": ("flat_2d", "time", False),
+    "photom_3d": ("flat_3d", "time", True),
+    **{f"photom_2d_{kind}": ("flat_2d", kind, True) for kind in TIME_KINDS},
 }
 
 
@@ -156,10 +162,10 @@ def runs(jwst_python: str, tmp_path_factory: pytest.TempPathFactory) -> Runs:
                     "flat_3d": batch.step("flat_3d", "flat_field", inputs.cube, overrides={"flat": inputs.flat})}
     for job, (flat_job, photom_file, with_area) in PHOTOM_CASES.items():
         batch.step(job, "photom", flat_outputs[flat_job],
-                   overrides={"photom": getattr(inputs, photom_file), "area": inputs.area if with_area else "N/A"})
+                   overrides={"photom": inputs.photoms[photom_file], "area": inputs.area if with_area else "N/A"})
     batch.pipeline("image2", inputs.association,
                    overrides={"flat_field": {"flat": inputs.flat},
-                              "photom": {"photom": inputs.photom_time, "area": inputs.area}},
+                              "photom": {"photom": inputs.photoms["time"], "area": inputs.area}},
                    step_parameters={"bkg_subtract": {"save_results": True}, "assign_wcs": {"skip": True},
                                     "resample": {"skip": True}})
     return Runs(inputs, batch.run(jwst_python), root / "image2")
@@ -214,15 +220,16 @@ def test_photom_matches_jwst(runs: Runs, job: str):
     flat_job, photom_file, with_area = PHOTOM_CASES[job]
     science = read_exposure(runs.jwst[flat_job].output)  # jwst's flat output: photom is compared alone
     area = read_area(runs.inputs.area) if with_area else None
-    result = completed(photom(science, read_photom(getattr(runs.inputs, photom_file)), area), "S_PHOTOM")
+    result = completed(photom(science, read_photom(runs.inputs.photoms[photom_file]), area), "S_PHOTOM")
     assert (result.area is not None) == with_area
     ours = written(runs, job, result)
     assert_products_match(ours, runs.jwst[job].output, arrays=CAL_ARRAYS, keywords=PHOTOM_KEYWORDS)
 
 
-def test_time_dependent_photom_changes_the_factor(runs: Runs):
-    """Guard: the TIMECOEFF case really exercises the time correction (the factors differ)."""
-    with fits.open(runs.jwst["photom_2d"].output) as plain, fits.open(runs.jwst["photom_2d_time"].output) as timed:
+@pytest.mark.parametrize("job", ["photom_2d_time", *(f"photom_2d_{kind}" for kind in TIME_KINDS)])
+def test_time_dependent_photom_changes_the_factor(runs: Runs, job: str):
+    """Guard: each TIMECOEFF case really exercises the time correction (the factors differ)."""
+    with fits.open(runs.jwst["photom_2d"].output) as plain, fits.open(runs.jwst[job].output) as timed:
         assert plain["SCI"].header["PHOTMJSR"] != timed["SCI"].header["PHOTMJSR"]
 
 
@@ -236,7 +243,7 @@ def test_pipeline_background_flat_photom_chain_matches_jwst(runs: Runs):
     bsub = bkg_subtract(science, combined)
     assert_products_match(written(runs, "image2_bsub", bsub), result.named("_bsub.fits"),
                           arrays=CAL_ARRAYS, keywords=BKG_KEYWORDS)
-    cal = photom(flat_field(bsub, read_flat(runs.inputs.flat)), read_photom(runs.inputs.photom_time),
+    cal = photom(flat_field(bsub, read_flat(runs.inputs.flat)), read_photom(runs.inputs.photoms["time"]),
                  read_area(runs.inputs.area))
     assert {k: cal.meta.status[k] for k in ("S_BKDSUB", "S_FLAT", "S_PHOTOM")} == dict.fromkeys(
         ("S_BKDSUB", "S_FLAT", "S_PHOTOM"), "COMPLETE")
