@@ -176,7 +176,7 @@ def test_a_worker_killed_after_publishing_costs_no_input_and_no_duplicate(tmp_pa
     assert (tmp_path / "killed").exists()
     assert result.exit_code == 0, result.output
     assert "done 4, skipped 0, failed 0" in result.output
-    listed = [line.strip() for line in result.output.splitlines() if line.startswith("  ")]
+    listed = [line.strip() for line in result.output.splitlines() if line.startswith("    ")]  # under each input
     assert sorted(Path(line).name for line in listed) == sorted(p.name for p in local_products.glob("*.fits"))
     assert_products_match(tmp_path / "out", local_products)
 
