@@ -371,7 +371,7 @@ def test_an_association_after_its_member_ran_alone_replaces_its_products(tmp_pat
 
 def test_files_missed_by_a_dead_observer_are_found(tmp_path: Path) -> None:
     with Harness(tmp_path) as h:
-        h.daemon._watcher._observer.stop()
+        h.daemon.watcher._observer.stop()
         rate(h.inbox, "lost_rate.fits")
         wait_until(h.settled("lost_rate.fits"))
         assert h.log.named("observer-restart")[0]["reason"] == "observer thread is not running"
@@ -392,7 +392,7 @@ def test_periodic_reconcile_finds_what_events_missed(tmp_path: Path) -> None:
         return False
 
     with Harness(tmp_path, reconcile=0.5) as h:
-        h.daemon._watcher._handler._interesting = deaf  # the observer passes nothing on: every event is lost
+        h.daemon.watcher._handler._interesting = deaf  # the observer passes nothing on: every event is lost
         rate(h.inbox, "quiet_rate.fits")
         wait_until(h.settled("quiet_rate.fits"))
         assert h.rows()[0].found_by == "reconcile"
