@@ -2,7 +2,8 @@
 
 One row per version of an input (its path plus content identity: size, mtime, SHA-256), with
 its state, attempts, products and error. The newest row of a path is the one that counts: a
-file whose content changes gets a new row and is processed again. Only the daemon's
+file whose content changes gets a new row and is processed again. A row changes state only
+along ``TRANSITIONS``; any other change is refused with ``TransitionError``. Only the daemon's
 coordinating thread writes; ``image2 status`` reads concurrently (WAL).
 """
 
@@ -14,7 +15,7 @@ import os
 import socket
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
 import attrs
@@ -27,7 +28,36 @@ WAITING, QUEUED, RUNNING, DONE, FAILED = "waiting", "queued", "running", "done",
 STATES = (WAITING, QUEUED, RUNNING, DONE, FAILED)
 """``waiting``: an association waiting for its members; the others as their names say."""
 
+NEW, GONE = "new", "gone"
+"""Not states a row can be in: before its row exists, and after it was forgotten (deleted)."""
+
+TRANSITIONS: Mapping[str, frozenset[str]] = {
+    NEW: frozenset({WAITING, QUEUED, FAILED}),  # an arrival: queued, waiting for members, or invalid at once
+    WAITING: frozenset({QUEUED, FAILED, GONE}),  # members complete; a member invalid or late; superseded
+    QUEUED: frozenset({RUNNING, FAILED, GONE}),  # taken by a worker; gave up; vanished, changed or superseded
+    RUNNING: frozenset({DONE, FAILED, QUEUED}),  # back to the queue: a retry, a shutdown, a daemon that died
+    FAILED: frozenset({QUEUED, FAILED}),  # touched or dropped in again; judged invalid again
+    DONE: frozenset(),  # for good: a new version of the file is a new row
+}
+"""Which state a row may go to from each: every ledger change is checked against this table."""
+
 EXPOSURE, ASSOCIATION = "exposure", "association"
+
+
+class TransitionError(RuntimeError):
+    """A ledger change that the row's state does not allow: a defect of the daemon, never of an input."""
+
+    def __init__(self, message: str, state: str, target: str) -> None:
+        self.state = state
+        self.target = target
+        super().__init__(f"ledger: {message}")
+
+
+def sources(target: str, among: Iterable[str] | None = None) -> tuple[str, ...]:
+    """The states from which a row may become ``target`` (only those in ``among`` when given)."""
+    allowed = tuple(state for state, targets in TRANSITIONS.items() if target in targets and state != NEW)
+    return allowed if among is None else tuple(state for state in allowed if state in among)
+
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS items (
@@ -181,8 +211,8 @@ class Ledger:
     def versions(self, path: Path, states: Iterable[str]) -> list[Item]:
         """Return the rows of ``path`` in any of ``states``, oldest first."""
         wanted = tuple(states)
-        marks = ",".join("?" * len(wanted))
-        return self._many(f"SELECT * FROM items WHERE path = ? AND state IN ({marks}) ORDER BY id", str(path), *wanted)
+        return self._many(f"SELECT * FROM items WHERE path = ? AND state IN ({_marks(wanted)}) ORDER BY id",
+                          str(path), *wanted)
 
     def has_done(self, path: Path) -> bool:
         """True when some version of ``path`` was processed to the end (its products exist)."""
@@ -192,6 +222,9 @@ class Ledger:
     def add(self, path: Path, kind: str, stat: FileStat, digest: str, state: str, found_by: str,
             overwrite: bool = False, now: float | None = None) -> Item:
         """Record a new version of ``path`` in ``state`` (queued, waiting, or failed at once) and return its row."""
+        if state not in TRANSITIONS[NEW]:
+            raise TransitionError(f"a new row of {path} cannot be {state} (only "
+                                  f"{', '.join(sorted(TRANSITIONS[NEW]))})", NEW, state)
         now = time.time() if now is None else now
         cursor = self._db.execute(
             "INSERT INTO items (path, kind, size, mtime_ns, digest, state, found_by, overwrite, seen_at,"
@@ -209,60 +242,55 @@ class Ledger:
     def reopen(self, item_id: int, stat: FileStat, now: float | None = None) -> Item:
         """Queue a failed row again from scratch (its file was touched or dropped in anew)."""
         now = time.time() if now is None else now
-        self._db.execute(
-            "UPDATE items SET state = ?, size = ?, mtime_ns = ?, attempts = 0, error = NULL, quarantine = NULL,"
-            " products = '[]', queued_at = ?, started_at = NULL, finished_at = NULL, retry_at = NULL,"
-            " updated_at = ? WHERE id = ?", (QUEUED, stat.size, stat.mtime_ns, now, now, item_id))
-        return self.get(item_id)
+        return self._change(
+            item_id, "reopen", QUEUED, "size = ?, mtime_ns = ?, attempts = 0, error = NULL, quarantine = NULL,"
+            " products = '[]', queued_at = ?, started_at = NULL, finished_at = NULL, retry_at = NULL, updated_at = ?",
+            (stat.size, stat.mtime_ns, now, now), among=(FAILED,))
 
     def queue(self, item_id: int, retry_at: float | None = None, error: str | None = None,
               overwrite: bool | None = None, now: float | None = None) -> Item:
         """Put a row in the queue (again), optionally not before ``retry_at`` and noting ``error``."""
         now = time.time() if now is None else now
-        self._db.execute(
-            "UPDATE items SET state = ?, retry_at = ?, error = ?, overwrite = COALESCE(?, overwrite),"
-            " queued_at = COALESCE(queued_at, ?), updated_at = ? WHERE id = ?",
-            (QUEUED, retry_at, error, None if overwrite is None else int(overwrite), now, now, item_id))
-        return self.get(item_id)
+        return self._change(
+            item_id, "queue", QUEUED, "retry_at = ?, error = ?, overwrite = COALESCE(?, overwrite),"
+            " queued_at = COALESCE(queued_at, ?), updated_at = ?",
+            (retry_at, error, None if overwrite is None else int(overwrite), now, now), among=(WAITING, RUNNING))
 
     def start(self, item_id: int, now: float | None = None) -> Item:
         """Mark a row running and count the attempt."""
         now = time.time() if now is None else now
-        self._db.execute(
-            "UPDATE items SET state = ?, attempts = attempts + 1, started_at = ?, retry_at = NULL,"
-            " updated_at = ? WHERE id = ?", (RUNNING, now, now, item_id))
-        return self.get(item_id)
+        return self._change(item_id, "start", RUNNING,
+                            "attempts = attempts + 1, started_at = ?, retry_at = NULL, updated_at = ?", (now, now))
 
     def finish(self, item_id: int, products: Iterable[str], now: float | None = None) -> Item:
         """Mark a row done with the products it made (or found already made)."""
         now = time.time() if now is None else now
-        self._db.execute(
-            "UPDATE items SET state = ?, products = ?, error = NULL, finished_at = ?, updated_at = ? WHERE id = ?",
-            (DONE, json.dumps(sorted(products)), now, now, item_id))
-        return self.get(item_id)
+        return self._change(item_id, "finish", DONE, "products = ?, error = NULL, finished_at = ?, updated_at = ?",
+                            (json.dumps(sorted(products)), now, now))
 
     def fail(self, item_id: int, error: str, products: Iterable[str] = (), quarantine: str | None = None,
              now: float | None = None) -> Item:
         """Mark a row failed for good with the reason (and where the input was quarantined)."""
         now = time.time() if now is None else now
-        self._db.execute(
-            "UPDATE items SET state = ?, error = ?, products = ?, quarantine = ?, finished_at = ?,"
-            " updated_at = ? WHERE id = ?",
-            (FAILED, error, json.dumps(sorted(products)), quarantine, now, now, item_id))
-        return self.get(item_id)
+        return self._change(item_id, "fail", FAILED,
+                            "error = ?, products = ?, quarantine = ?, finished_at = ?, updated_at = ?",
+                            (error, json.dumps(sorted(products)), quarantine, now, now))
 
     def abandon(self, item_id: int, now: float | None = None) -> Item:
         """Return a running row to the queue without counting the attempt (shutdown before it ended);
         its next run replaces whatever products the interrupted one published."""
         now = time.time() if now is None else now
-        self._db.execute(
-            "UPDATE items SET state = ?, attempts = MAX(attempts - 1, 0), overwrite = 1, started_at = NULL,"
-            " updated_at = ? WHERE id = ? AND state = ?", (QUEUED, now, item_id, RUNNING))
-        return self.get(item_id)
+        return self._change(item_id, "abandon", QUEUED,
+                            "attempts = MAX(attempts - 1, 0), overwrite = 1, started_at = NULL, updated_at = ?", (now,),
+                            among=(RUNNING,))
 
     def forget(self, item_id: int) -> None:
-        """Delete a row that no longer stands for any file (its input vanished before it ran)."""
-        self._db.execute("DELETE FROM items WHERE id = ?", (item_id,))
+        """Delete a row that no longer stands for any file (its input vanished or changed before it ran)."""
+        allowed = sources(GONE)
+        cursor = self._db.execute(f"DELETE FROM items WHERE id = ? AND state IN ({_marks(allowed)})",
+                                  (item_id, *allowed))
+        if cursor.rowcount == 0:
+            self._refuse(item_id, "forget", GONE, allowed)
 
     def recover(self, now: float | None = None) -> list[Item]:
         """Return rows left running by a daemon that died, after putting them back in the queue."""
@@ -274,8 +302,7 @@ class Ledger:
     def due(self, now: float, limit: int, exclude: Iterable[int] = ()) -> list[Item]:
         """Return up to ``limit`` queued rows whose retry time has come, oldest first."""
         skip = tuple(exclude)
-        marks = ",".join("?" * len(skip))
-        where = f" AND id NOT IN ({marks})" if skip else ""
+        where = f" AND id NOT IN ({_marks(skip)})" if skip else ""
         return self._many(
             f"SELECT * FROM items WHERE state = ? AND (retry_at IS NULL OR retry_at <= ?){where}"
             " ORDER BY id LIMIT ?", QUEUED, now, *skip, limit)
@@ -350,6 +377,24 @@ class Ledger:
                           started_at=row["started_at"], beat_at=row["beat_at"], stopped_at=row["stopped_at"],
                           in_flight=row["in_flight"], pending=row["pending"])
 
+    def _change(self, item_id: int, change: str, target: str, assignments: str, values: tuple[object, ...],
+                among: Iterable[str] | None = None) -> Item:
+        """Move row ``item_id`` to ``target`` setting ``assignments``, if its state allows it (from ``among``
+        only, when given); return the changed row or raise TransitionError."""
+        allowed = sources(target, among)
+        cursor = self._db.execute(
+            f"UPDATE items SET state = ?, {assignments} WHERE id = ? AND state IN ({_marks(allowed)})",
+            (target, *values, item_id, *allowed))
+        if cursor.rowcount == 0:
+            self._refuse(item_id, change, target, allowed)
+        return self.get(item_id)
+
+    def _refuse(self, item_id: int, change: str, target: str, allowed: tuple[str, ...]) -> None:
+        """Raise TransitionError for row ``item_id`` (KeyError when there is no such row)."""
+        item = self.get(item_id)
+        raise TransitionError(f"cannot {change} item {item.id} ({item.path}): it is {item.state}, and {change} "
+                              f"makes only a {' or '.join(allowed)} row {target}", item.state, target)
+
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[None]:
         """``BEGIN IMMEDIATE`` … ``COMMIT`` (``ROLLBACK`` on error) on the autocommit connection."""
@@ -360,6 +405,11 @@ class Ledger:
             self._db.execute("ROLLBACK")
             raise
         self._db.execute("COMMIT")
+
+
+def _marks(values: tuple[object, ...]) -> str:
+    """SQL placeholders for ``values``."""
+    return ",".join("?" * len(values))
 
 
 def pid_alive(pid: int) -> bool:

@@ -1,14 +1,13 @@
-"""The daemon's rules, run in-process on real folders with a test double of process_input and threads.
+"""The daemon's loop wiring the three parts: stepped one cycle at a time on a fake clock with an executor
+run by hand (no threads, no sleeps), then a few in-process runs with real events and threads.
 
-The acceptance tests (test_acceptance.py) run the real command as a subprocess; these pin the
-decisions: exactly once, versions, retries, quarantine, associations, lost events, shutdown.
+The parts have their own tests (test_intake, test_associations, test_runner); the acceptance tests
+(test_acceptance.py) run the real command as a subprocess.
 """
 
 from __future__ import annotations
 
-import errno
 import hashlib
-import json
 import os
 import threading
 import time
@@ -19,99 +18,307 @@ from typing import Any
 
 import pytest
 
-from image2.core.naming import product_root
-from image2.io.association import load_input
-from image2.io.atomic import ProductExistsError, atomic_write
 from image2.io.process import ProductResult, RunOptions, validate_input
-from image2.watch.daemon import Daemon, DaemonBusy, WatchConfig
-from image2.watch.ledger import ASSOCIATION, DONE, FAILED, QUEUED, RUNNING, WAITING, Ledger
-from image2.watch.observer import Hint, HintHandler, Hints
-from image2.synthetic.exposures import make_rate, write_association
+from image2.watch import failures
+from image2.watch.daemon import MAX_WAIT, Daemon, DaemonBusy, WatchConfig
+from image2.watch.ledger import ASSOCIATION, DONE, EXPOSURE, QUEUED, RUNNING, WAITING, Item, Ledger
+from tests.watch.doubles import (
+    Executors,
+    FakeClock,
+    FakeWatcher,
+    RecordingLog,
+    association,
+    calls,
+    fake_process,
+    rate,
+    strict,
+)
 
-CALLS = "calls.log"
 
+class Stepped:
+    """A daemon over ``tmp/in`` → ``tmp/out`` that the test drives: ``turn`` runs one cycle after moving the
+    clock, ``work`` runs what the executor holds first. Errors are not survived: they fail the test."""
 
-def calls(output: Path) -> list[str]:
-    """The inputs the double was called with, in order (one line per call)."""
-    path = output / CALLS
-    return path.read_text().split() if path.exists() else []
+    def __init__(self, tmp: Path, process: Callable = fake_process, guard: Any = strict, **settings: Any) -> None:
+        self.inbox = tmp / "in"
+        self.output = tmp / "out"
+        self.inbox.mkdir(exist_ok=True)
+        self.output.mkdir(exist_ok=True)
+        defaults = dict(settle=5.0, reconcile=60.0, heartbeat=30.0, grace=0.0, retry_delay=10.0, workers=2)
+        self.config = WatchConfig(roots=[self.inbox], output_dir=self.output,
+                                  options=RunOptions(output_dir=self.output), **{**defaults, **settings})
+        self.clock = FakeClock()
+        self.log = RecordingLog()
+        self.executors = Executors()
+        self.daemon = Daemon(self.config, process=process, validate=validate_input, executor=self.executors,
+                             log=self.log, clock=self.clock, watcher=FakeWatcher)
+        self.daemon.guard = guard
+        self.ledger = Ledger.in_folder(self.output)
+        self.daemon.start(self.ledger)
+        self.watcher: FakeWatcher = self.daemon.watcher
 
+    def __enter__(self) -> Stepped:
+        return self
 
-def fake_process(path: Path, options: RunOptions) -> list[ProductResult]:
-    """Test double of process_input: one ``<root>_cal.fits`` per product holding the input's SHA-256.
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
 
-    Names steer it: ``transient`` raises ENOSPC on the first two calls, ``broken`` fails,
-    ``slow`` takes 1.5 s, ``partial`` publishes an ``_i2d`` first and runs out of disk before its ``_cal``
-    on the first call (like the real runner, an existing product is never replaced without overwrite).
-    """
-    with open(options.output_dir / CALLS, "a") as log:
-        log.write(path.name + "\n")
-    name = path.name
-    if "transient" in name and calls(options.output_dir).count(name) <= 2:
-        raise OSError(errno.ENOSPC, "No space left on device")
-    if "slow" in name:
-        time.sleep(1.5)
-    if "partial" in name:
-        i2d = options.output_dir / name.replace("_rate.fits", "_i2d.fits")
+    def stop(self) -> None:
+        if self.ledger is None:
+            return
+        self.daemon.request_stop("test")
+        self.daemon.shutdown()
+        self.kill()
+
+    def kill(self) -> None:
+        """The daemon ends here, recording nothing more (as after ``kill -9``)."""
+        self.ledger.close()
+        self.ledger = None
+
+    def turn(self, seconds: float = 0.0) -> None:
+        self.clock.advance(seconds)
+        self.daemon.cycle()
+
+    def work(self) -> None:
+        self.executors.current.run()
+        self.daemon.cycle()
+
+    def until(self, condition: Callable[[], bool], turns: int = 30, step: float = 1.0) -> None:
+        """Work and turn (``step`` seconds each) until ``condition`` holds; fail after ``turns``."""
+        for _ in range(turns):
+            if condition():
+                return
+            self.work()
+            self.turn(step)
+        raise AssertionError("condition not met")
+
+    def drop(self, name: str, seed: int = 1, seen: bool = True) -> Path:
+        """A file renamed into the inbox; ``seen``: the observer reports it."""
+        path = rate(self.inbox, name, seed)
+        if seen:
+            self.watcher.post(path)
+        return path
+
+    def rows(self) -> list[Item]:
+        """Every row, read as ``image2 status`` does (also after the daemon stopped)."""
+        ledger = Ledger.in_folder(self.output, readonly=True)
         try:
-            with atomic_write(i2d, overwrite=options.overwrite) as handle:
-                handle.write(b"i2d")
-        except ProductExistsError as error:
-            return [ProductResult(path, name, "failed", (), str(error))]
-        if calls(options.output_dir).count(name) == 1:
-            raise OSError(errno.ENOSPC, "No space left on device")
-    digest = hashlib.sha256(path.read_bytes()).hexdigest().encode()
-    results = []
-    for product in load_input(path).products:
-        root = product_root(product.name)
-        if "broken" in name:
-            results.append(ProductResult(path, root, "failed", (), "photom: no conversion factor"))
-            continue
-        target = options.output_dir / f"{root}_cal.fits"
-        try:
-            with atomic_write(target, overwrite=options.overwrite) as handle:
-                handle.write(digest)
-        except ProductExistsError:
-            results.append(ProductResult(path, root, "skipped", (target,), "exists already"))
-            continue
-        results.append(ProductResult(path, root, "done", (target,)))
-    return results
+            return [ledger.get(r[0]) for r in ledger._db.execute("SELECT id FROM items ORDER BY id")]
+        finally:
+            ledger.close()
+
+    def states(self) -> dict[str, str]:
+        return {r.path.name: r.state for r in self.rows()}
+
+    def settled(self, *names: str, state: str = DONE) -> Callable[[], bool]:
+        return lambda: all(self.states().get(n) == state for n in names)
 
 
-class RecordingLog:
-    """A structlog-like logger keeping (level, event, fields) for the assertions."""
-
-    def __init__(self) -> None:
-        self.events: list[tuple[str, str, dict[str, Any]]] = []
-        self._lock = threading.Lock()
-
-    def _record(self, level: str, event: str, **fields: Any) -> None:
-        with self._lock:
-            self.events.append((level, event, fields))
-
-    def info(self, event: str, **fields: Any) -> None:
-        self._record("info", event, **fields)
-
-    def warning(self, event: str, **fields: Any) -> None:
-        self._record("warning", event, **fields)
-
-    def error(self, event: str, **fields: Any) -> None:
-        self._record("error", event, **fields)
-
-    def exception(self, event: str, **fields: Any) -> None:
-        self._record("exception", event, **fields)
-
-    def named(self, event: str) -> list[dict[str, Any]]:
-        with self._lock:
-            return [fields for _, name, fields in self.events if name == event]
-
-    def for_file(self, path: Path) -> list[str]:
-        with self._lock:
-            return [name for _, name, fields in self.events if fields.get("file") == str(path)]
+def test_each_file_is_processed_once_and_every_state_change_is_logged(tmp_path: Path) -> None:
+    names = [f"jw0{i}_rate.fits" for i in range(5)]
+    with Stepped(tmp_path, workers=2) as h:
+        paths = [h.drop(name, seed=i + 1) for i, name in enumerate(names)]
+        h.turn()
+        assert sorted(h.states().values()) == [QUEUED] * 3 + [RUNNING] * 2
+        h.until(h.settled(*names))
+        assert sorted(calls(h.output)) == sorted(names)
+        for path in paths:
+            product = h.output / path.name.replace("_rate.fits", "_cal.fits")
+            assert product.read_bytes() == hashlib.sha256(path.read_bytes()).hexdigest().encode()
+            assert h.log.for_file(path) == ["queued", "running", "done"]
+        assert {(r.attempts, r.found_by) for r in h.rows()} == {(1, "event")}
+    assert h.log.named("stopped")[0]["done"] == 5
 
 
-def wait_until(condition: Callable[[], object], timeout: float = 30.0) -> None:
-    """Poll ``condition`` until true; fail the test if it never becomes true."""
+def test_the_backlog_is_found_at_start_and_a_restart_does_not_redo_it(tmp_path: Path) -> None:
+    inbox = tmp_path / "in"
+    inbox.mkdir()
+    rate(inbox, "a_rate.fits")
+    rate(inbox, "b_rate.fits", seed=2)
+    with Stepped(tmp_path) as h:
+        h.until(h.settled("a_rate.fits", "b_rate.fits"))
+        assert {r.found_by for r in h.rows()} == {"startup"}
+    with Stepped(tmp_path) as h:
+        h.drop("c_rate.fits", seed=3)
+        h.until(h.settled("c_rate.fits"))
+        h.turn(h.config.reconcile)
+        h.work()
+    assert sorted(calls(h.output)) == ["a_rate.fits", "b_rate.fits", "c_rate.fits"]
+
+
+def test_an_association_waits_for_its_members_which_are_not_run_alone(tmp_path: Path) -> None:
+    with Stepped(tmp_path) as h:
+        asn = association(h.inbox, "o1_asn.json", ["m1_rate.fits", "m2_rate.fits"])
+        h.watcher.post(asn)
+        h.turn()
+        assert h.states() == {"o1_asn.json": WAITING}
+        h.drop("m1_rate.fits")
+        h.turn(1.0)
+        h.turn(1.0)
+        assert h.states() == {"o1_asn.json": WAITING}
+        h.drop("m2_rate.fits", seed=2)
+        h.until(h.settled("o1_asn.json"))
+        assert calls(h.output) == ["o1_asn.json"]
+        assert h.states() == {"o1_asn.json": DONE} and h.rows()[0].kind == ASSOCIATION
+        assert sorted(Path(p).name for p in h.rows()[0].products) == ["m1_cal.fits", "m2_cal.fits"]
+        assert {e["file"] for e in h.log.named("claimed")} == {str(h.inbox / "m1_rate.fits"),
+                                                               str(h.inbox / "m2_rate.fits")}
+        assert h.log.for_file(asn) == ["waiting", "queued", "running", "done"]
+    with Stepped(tmp_path, reconcile=1.0) as h:  # after a restart, members of a done association stay claimed
+        for _ in range(3):
+            h.turn(h.config.reconcile)
+            h.turn(h.config.settle)
+            h.work()
+        assert len(h.log.named("scan")) >= 3
+    assert calls(h.output) == ["o1_asn.json"]
+
+
+def test_an_association_after_its_member_ran_alone_replaces_its_products(tmp_path: Path) -> None:
+    with Stepped(tmp_path) as h:
+        h.drop("m1_rate.fits")
+        h.until(h.settled("m1_rate.fits"))
+        h.watcher.post(association(h.inbox, "o4_asn.json", ["m1_rate.fits"]))
+        h.until(h.settled("o4_asn.json"))
+        assert calls(h.output) == ["m1_rate.fits", "o4_asn.json"]
+        assert h.rows()[-1].overwrite
+        assert [e["replaces_products"] for e in h.log.named("queued") if e["file"].endswith("asn.json")] == [True]
+
+
+def test_an_association_whose_members_never_come_fails_and_releases_them(tmp_path: Path) -> None:
+    with Stepped(tmp_path, member_wait=10.0) as h:
+        h.watcher.post(association(h.inbox, "o2_asn.json", ["m1_rate.fits", "absent_rate.fits"]))
+        h.drop("m1_rate.fits")
+        h.until(h.settled("o2_asn.json", state="failed"), turns=15)
+        assert h.rows()[0].error == "members not complete within 10 s; missing: absent_rate.fits"
+        h.turn(h.config.reconcile)  # released: the member is now an input of its own
+        h.until(h.settled("m1_rate.fits"))
+        assert calls(h.output) == ["m1_rate.fits"]
+
+
+def test_a_rescan_finds_what_a_troubled_observer_missed(tmp_path: Path) -> None:
+    with Stepped(tmp_path) as h:
+        h.turn()
+        h.watcher.problem = "observer thread is not running"
+        h.drop("lost_rate.fits", seen=False)
+        h.turn(2.0)
+        assert h.log.named("observer-restart") == [{"reason": "observer thread is not running"}]
+        assert h.watcher.restarts == 1 and h.log.named("scan")[-1] == {"source": "reconcile"}
+        h.until(h.settled("lost_rate.fits"))
+        assert h.rows()[0].found_by == "reconcile"
+
+
+def test_periodic_reconcile_and_sighup_find_what_events_missed(tmp_path: Path) -> None:
+    with Stepped(tmp_path, reconcile=60.0) as h:
+        h.turn()
+        h.drop("quiet_rate.fits", seen=False)
+        h.turn(59.0)
+        h.turn(h.config.settle)
+        assert h.states() == {}
+        h.turn(1.0)
+        h.until(h.settled("quiet_rate.fits"))
+        h.drop("hup_rate.fits", seen=False)
+        h.daemon._on_reconcile_signal()
+        h.turn()
+        h.until(h.settled("hup_rate.fits"))
+        assert {r.found_by for r in h.rows()} == {"reconcile"}
+
+
+def test_an_input_changed_while_queued_is_taken_again_as_its_new_version(tmp_path: Path) -> None:
+    with Stepped(tmp_path, workers=1) as h:
+        h.drop("a_rate.fits")
+        h.drop("b_rate.fits")
+        h.turn()  # a runs, b waits for the worker
+        rate(h.inbox, "b_rate.fits", seed=2)  # rewritten without an event reaching the daemon
+        h.work()
+        assert h.log.named("dropped")[0]["reason"] == "input changed after it was queued"
+        h.until(h.settled("a_rate.fits", "b_rate.fits"))
+        b = h.ledger.latest(h.inbox / "b_rate.fits")
+        assert b.digest == hashlib.sha256((h.inbox / "b_rate.fits").read_bytes()).hexdigest()
+        assert calls(h.output) == ["a_rate.fits", "b_rate.fits"]
+
+
+def test_stop_puts_running_items_back_and_the_next_start_runs_them(tmp_path: Path) -> None:
+    with Stepped(tmp_path, grace=0.0) as h:
+        path = h.drop("a_rate.fits")
+        h.turn()
+        assert h.states() == {"a_rate.fits": RUNNING}
+    item = h.rows()[0]
+    assert (item.state, item.attempts, item.overwrite) == (QUEUED, 0, True)
+    assert h.log.for_file(path)[-1] == "abandoned"
+    assert h.executors.current.closed
+    with Stepped(tmp_path) as again:
+        again.turn()
+        assert [t.options.overwrite for t in again.executors.current.tasks()] == [True]
+        again.until(again.settled("a_rate.fits"))
+        assert again.log.named("requeued") == []
+
+
+def test_rows_left_running_by_a_killed_daemon_run_again(tmp_path: Path) -> None:
+    with Stepped(tmp_path) as h:
+        path = h.drop("a_rate.fits")
+        h.turn()
+        h.kill()
+    with Stepped(tmp_path) as again:
+        assert again.log.named("requeued")[0]["file"] == str(path)
+        again.until(again.settled("a_rate.fits"))
+        assert again.rows()[0].attempts == 2
+
+
+def test_heartbeat_reaches_log_and_ledger(tmp_path: Path) -> None:
+    with Stepped(tmp_path, heartbeat=30.0) as h:
+        h.turn()
+        h.turn(29.0)
+        assert len(h.log.named("heartbeat")) == 1
+        h.turn(1.0)
+        assert len(h.log.named("heartbeat")) == 2
+        info = h.ledger.daemon()
+        assert info.pid == os.getpid() and info.beat_at == info.started_at + 30.0 and info.stopped_at is None
+    ledger = Ledger.in_folder(h.output, readonly=True)
+    try:
+        assert ledger.daemon().stopped_at == h.clock.wall()
+    finally:
+        ledger.close()
+
+
+def test_the_loop_sleeps_until_the_next_thing_is_due(tmp_path: Path) -> None:
+    with Stepped(tmp_path, settle=0.25) as h:
+        assert h.daemon.sleep_time() == 0.0  # the start-up scan is under way
+        h.turn()
+        assert h.daemon.sleep_time() == MAX_WAIT
+        h.drop("a_rate.fits", seen=False)
+        h.watcher.post(h.inbox / "a_rate.fits", closed=False)
+        h.turn()
+        assert h.daemon.sleep_time() == 0.25
+
+
+def test_an_impossible_ledger_change_is_refused_and_the_loop_goes_on(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(failures, "PAUSE_AFTER_ERROR", 0.0)
+    log = RecordingLog()
+    with Stepped(tmp_path, guard=lambda what, action: failures.survive(log, what, action)) as h:
+        path = h.drop("a_rate.fits")
+        h.turn()
+        item = h.ledger.latest(path)
+        h.ledger.fail(item.id, "failed behind the daemon's back")
+        h.work()  # the run ends well, but a failed row cannot become done
+        [error] = log.named("internal-error")
+        assert error["during"] == "outcome" and "cannot finish item" in error["error"]
+        h.drop("b_rate.fits")
+        h.until(h.settled("b_rate.fits"))
+        assert h.states()["a_rate.fits"] == "failed"
+
+
+def test_survive_logs_an_error_and_carries_on(monkeypatch) -> None:
+    monkeypatch.setattr(failures, "PAUSE_AFTER_ERROR", 0.0)
+    log = RecordingLog()
+    failures.survive(log, "cycle", lambda: 1 / 0)
+    assert log.named("internal-error") == [{"during": "cycle", "error": "ZeroDivisionError('division by zero')"}]
+
+
+# -- in process, with real events and threads --------------------------------------------------
+
+
+def wait_until(condition: Callable[[], object], timeout: float = 60.0) -> None:
+    """Poll ``condition`` until true (the daemon runs on its own thread); fail the test if it never is."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if condition():
@@ -120,8 +327,8 @@ def wait_until(condition: Callable[[], object], timeout: float = 30.0) -> None:
     raise AssertionError("condition not met in time")
 
 
-class Harness:
-    """A daemon running on a thread over ``tmp/in`` → ``tmp/out``."""
+class Running:
+    """A daemon running on a thread over ``tmp/in`` → ``tmp/out`` with the real observer and a thread pool."""
 
     def __init__(self, tmp: Path, process: Callable = fake_process, **settings: Any) -> None:
         self.inbox = tmp / "in"
@@ -129,15 +336,14 @@ class Harness:
         self.inbox.mkdir(exist_ok=True)
         self.output.mkdir(exist_ok=True)
         defaults = dict(settle=0.3, reconcile=60.0, heartbeat=0.5, grace=10.0, retry_delay=0.1, workers=2)
-        defaults.update(settings)
         self.config = WatchConfig(roots=[self.inbox], output_dir=self.output,
-                                  options=RunOptions(output_dir=self.output), **defaults)
+                                  options=RunOptions(output_dir=self.output), **{**defaults, **settings})
         self.log = RecordingLog()
         self.daemon = Daemon(self.config, process=process, validate=validate_input,
                              executor=lambda n: ThreadPoolExecutor(n), log=self.log)
         self.thread = threading.Thread(target=self.daemon.run, daemon=True)
 
-    def __enter__(self) -> Harness:
+    def __enter__(self) -> Running:
         self.thread.start()
         wait_until(lambda: self.log.named("scan"))
         return self
@@ -149,19 +355,12 @@ class Harness:
         self.daemon.request_stop("test")
         self.thread.join(30)
         assert not self.thread.is_alive()
+        assert self.log.named("internal-error") == []
 
     def states(self) -> dict[str, str]:
         ledger = Ledger.in_folder(self.output, readonly=True)
         try:
-            rows = ledger._db.execute("SELECT path, state FROM items ORDER BY id").fetchall()
-        finally:
-            ledger.close()
-        return {Path(p).name: s for p, s in rows}
-
-    def rows(self) -> list[Any]:
-        ledger = Ledger.in_folder(self.output, readonly=True)
-        try:
-            return [ledger.get(r[0]) for r in ledger._db.execute("SELECT id FROM items ORDER BY id")]
+            return {Path(p).name: s for p, s in ledger._db.execute("SELECT path, state FROM items ORDER BY id")}
         finally:
             ledger.close()
 
@@ -169,323 +368,58 @@ class Harness:
         return lambda: all(self.states().get(n) == state for n in names)
 
 
-def rate(folder: Path, name: str, seed: int = 1) -> Path:
-    """A tiny valid rate file written elsewhere and renamed into ``folder`` (one close-and-rename)."""
-    staging = folder.parent / "staging"
-    staging.mkdir(exist_ok=True)
-    path = make_rate(staging / name, shape=(16, 16), seed=seed)
-    return Path(os.replace(path, folder / name) or folder / name)
-
-
-def test_each_file_is_processed_once_and_every_state_change_is_logged(tmp_path: Path) -> None:
-    names = [f"jw0{i}_rate.fits" for i in range(6)]
-    with Harness(tmp_path) as h:
-        for name in names:
-            rate(h.inbox, name)
+def test_in_process_each_file_is_done_once_and_a_restart_does_not_redo(tmp_path: Path) -> None:
+    names = ["a_rate.fits", "b_rate.fits", "c_rate.fits"]
+    with Running(tmp_path) as h:
+        for number, name in enumerate(names):
+            rate(h.inbox, name, seed=number + 1)
         wait_until(h.settled(*names))
-        assert sorted(calls(h.output)) == sorted(names)
         for name in names:
-            product = h.output / name.replace("_rate.fits", "_cal.fits")
-            assert product.read_bytes() == hashlib.sha256((h.inbox / name).read_bytes()).hexdigest().encode()
             assert h.log.for_file(h.inbox / name) == ["queued", "running", "done"]
-        for row in h.rows():
-            assert row.products == (str(h.output / row.path.name.replace("_rate", "_cal")),)
-            assert (row.attempts, row.found_by) == (1, "event")
-    assert sorted(calls(h.output)) == sorted(names)
+    with Running(tmp_path) as h:
+        rate(h.inbox, "d_rate.fits", seed=4)
+        wait_until(h.settled("d_rate.fits"))
+    assert sorted(calls(h.output)) == [*names, "d_rate.fits"]
+    assert h.log.named("stopped")[0]["done"] == 4
 
 
-@pytest.mark.slow
-def test_a_burst_beyond_the_tracking_bound_is_taken_in_slices(tmp_path: Path) -> None:
-    staging = tmp_path / "staging"
-    staging.mkdir()
-    staged = [make_rate(staging / f"b{i:03d}_rate.fits", shape=(16, 16), seed=i + 1) for i in range(120)]
-    with Harness(tmp_path, max_pending=20, workers=2) as h:
-        for path in staged:
-            os.replace(path, h.inbox / path.name)
-        wait_until(lambda: sum(s == DONE for s in h.states().values()) == 120, 120)
-        assert sorted(calls(h.output)) == sorted(p.name for p in staged)
-        assert len(h.rows()) == 120
-        assert {r.found_by for r in h.rows()} >= {"event", "reconcile"}
-
-
-def test_backlog_at_start_and_restart_does_not_redo(tmp_path: Path) -> None:
-    inbox = tmp_path / "in"
-    inbox.mkdir()
-    rate(inbox, "a_rate.fits")
-    rate(inbox, "b_rate.fits", seed=2)
-    with Harness(tmp_path) as h:
-        wait_until(h.settled("a_rate.fits", "b_rate.fits"))
-        assert {r.found_by for r in h.rows()} == {"startup"}
-    with Harness(tmp_path) as h:
-        rate(h.inbox, "c_rate.fits", seed=3)
-        wait_until(h.settled("c_rate.fits"))
-    assert sorted(calls(h.output)) == ["a_rate.fits", "b_rate.fits", "c_rate.fits"]
-
-
-def test_new_content_is_processed_again_same_content_is_not(tmp_path: Path) -> None:
-    with Harness(tmp_path) as h:
-        path = rate(h.inbox, "a_rate.fits", seed=1)
-        wait_until(h.settled("a_rate.fits"))
-        os.utime(path, (1e9, 1e9))  # same bytes, an old mtime: not done again
-        wait_until(lambda: h.log.named("unchanged"))
-        rate(h.inbox, "a_rate.fits", seed=2)  # new bytes: done again, replacing the product
-        wait_until(lambda: len(h.rows()) == 2 and h.rows()[-1].state == DONE)
-        first, second = h.rows()
-        assert first.digest != second.digest and second.overwrite
-        assert (h.output / "a_cal.fits").read_bytes() == second.digest.encode()
-    assert calls(h.output) == ["a_rate.fits", "a_rate.fits"]
-
-
-def test_transient_errors_are_retried_with_backoff(tmp_path: Path) -> None:
-    with Harness(tmp_path) as h:
-        rate(h.inbox, "x_transient_rate.fits")
-        wait_until(h.settled("x_transient_rate.fits"))
-        retries = h.log.named("retry")
-        assert [r["attempt"] for r in retries] == [1, 2]
-        assert [r["delay"] for r in retries] == [0.1, 0.2]
-        assert "No space left on device" in retries[0]["error"]
-        assert h.rows()[0].attempts == 3
-
-
-def test_a_retry_replaces_what_an_interrupted_attempt_published(tmp_path: Path) -> None:
-    with Harness(tmp_path) as h:
-        rate(h.inbox, "x_partial_rate.fits")
-        wait_until(h.settled("x_partial_rate.fits"))
-        assert h.rows()[0].attempts == 2
-        assert sorted(p.name for p in h.output.glob("*.fits")) == ["x_partial_cal.fits", "x_partial_i2d.fits"]
-
-
-def test_transient_errors_are_bounded(tmp_path: Path) -> None:
-    with Harness(tmp_path, max_attempts=2) as h:
-        rate(h.inbox, "x_transient_rate.fits")
-        wait_until(h.settled("x_transient_rate.fits", state=FAILED))
-        item = h.rows()[0]
-        assert item.error.startswith("gave up after 2 attempts:") and item.quarantine is None
-        assert (h.inbox / "x_transient_rate.fits").exists()
-
-
-def test_a_processing_failure_stays_failed_until_the_file_is_touched(tmp_path: Path) -> None:
-    with Harness(tmp_path, quarantine=tmp_path / "q") as h:
-        path = rate(h.inbox, "x_broken_rate.fits")
-        wait_until(h.settled("x_broken_rate.fits", state=FAILED))
-        item = h.rows()[0]
-        assert item.error == "x_broken: photom: no conversion factor"
-        assert item.quarantine is None and path.exists()
-        os.utime(path, (2e9, 2e9))
-        wait_until(lambda: calls(h.output).count("x_broken_rate.fits") == 2)
-        wait_until(h.settled("x_broken_rate.fits", state=FAILED))
-        assert len(h.rows()) == 1
-
-
-def test_corrupt_files_are_quarantined_beside_good_ones(tmp_path: Path) -> None:
-    quarantine = tmp_path / "q"
-    staging = tmp_path / "staging"
-    staging.mkdir()
-    with Harness(tmp_path, quarantine=quarantine) as h:
-        good = rate(h.inbox, "good_rate.fits")
-        (staging / "junk_rate.fits").write_text("not a FITS file at all" * 200)
-        data = good.read_bytes()
-        (staging / "cut_rate.fits").write_bytes(data[: len(data) // 2])
-        make_rate(staging / "nosci_rate.fits", shape=(16, 16), arrays={"SCI": None})
-        make_rate(staging / "nokey_rate.fits", shape=(16, 16), drop=("EXP_TYPE",))
-        bad = ["junk_rate.fits", "cut_rate.fits", "nosci_rate.fits", "nokey_rate.fits"]
-        for name in bad:
-            os.replace(staging / name, h.inbox / name)
-        wait_until(h.settled(*bad, state=FAILED))
-        wait_until(h.settled("good_rate.fits"))
-        assert calls(h.output) == ["good_rate.fits"]
-        reasons = {}
-        for name in bad:
-            assert not (h.inbox / name).exists()
-            assert (quarantine / name).exists()
-            document = json.loads((quarantine / (name + ".reason.json")).read_text())
-            assert document["file"] == str(h.inbox / name)
-            reasons[name] = document["reason"]
-        assert reasons["junk_rate.fits"] == "not a FITS file"
-        assert reasons["cut_rate.fits"].startswith("truncated FITS file")
-        assert "SCI" in reasons["nosci_rate.fits"]
-        assert "EXP_TYPE" in reasons["nokey_rate.fits"]
-        assert {r.path.name: r.quarantine for r in h.rows() if r.state == FAILED} == {
-            n: str(quarantine / n) for n in bad}
-
-
-def _association(folder: Path, name: str, members: list[str]) -> Path:
-    products = [{"name": m.replace("_rate.fits", ""), "members": [{"expname": m, "exptype": "science"}]}
-                for m in members]
-    staging = folder.parent / "staging"
-    staging.mkdir(exist_ok=True)
-    write_association(staging / name, products)
-    os.replace(staging / name, folder / name)
-    return folder / name
-
-
-def test_an_association_waits_for_its_members_which_are_not_run_alone(tmp_path: Path) -> None:
-    with Harness(tmp_path) as h:
-        asn = _association(h.inbox, "o1_asn.json", ["m1_rate.fits", "m2_rate.fits"])
+def test_in_process_an_association_runs_once_when_its_members_are_complete(tmp_path: Path) -> None:
+    with Running(tmp_path) as h:
+        association(h.inbox, "o1_asn.json", ["m1_rate.fits", "m2_rate.fits"])
         wait_until(h.settled("o1_asn.json", state=WAITING))
         rate(h.inbox, "m1_rate.fits")
-        time.sleep(1.0)
-        assert h.states()["o1_asn.json"] == WAITING
         rate(h.inbox, "m2_rate.fits", seed=2)
         wait_until(h.settled("o1_asn.json"))
-        assert calls(h.output) == ["o1_asn.json"]
-        assert h.states() == {"o1_asn.json": DONE}
-        assert sorted(Path(p).name for p in h.rows()[0].products) == ["m1_cal.fits", "m2_cal.fits"]
-        assert h.rows()[0].kind == ASSOCIATION
-        assert {e["file"] for e in h.log.named("claimed")} >= {str(h.inbox / "m1_rate.fits"),
-                                                                str(h.inbox / "m2_rate.fits")}
-        assert h.log.for_file(asn) == ["waiting", "queued", "running", "done"]
-    with Harness(tmp_path, reconcile=0.5) as h:  # after a restart, members of a done association stay claimed
-        wait_until(lambda: len(h.log.named("scan")) >= 3)
-        assert calls(h.output) == ["o1_asn.json"]
-
-
-def test_an_association_whose_members_never_come_fails_and_releases_them(tmp_path: Path) -> None:
-    with Harness(tmp_path, member_wait=1.0) as h:
-        _association(h.inbox, "o2_asn.json", ["m1_rate.fits", "absent_rate.fits"])
-        rate(h.inbox, "m1_rate.fits")
-        wait_until(h.settled("o2_asn.json", state=FAILED))
-        error = h.rows()[0].error
-        assert error == "members not complete within 1 s; missing: absent_rate.fits"
-        assert (h.inbox / "o2_asn.json").exists()
-
-
-def test_members_as_singletons_when_asked(tmp_path: Path) -> None:
-    with Harness(tmp_path, members_as_singletons=True) as h:
-        _association(h.inbox, "o3_asn.json", ["m1_rate.fits"])
-        rate(h.inbox, "m1_rate.fits")
-        wait_until(h.settled("o3_asn.json", "m1_rate.fits"))
-        assert sorted(calls(h.output)) == ["m1_rate.fits", "o3_asn.json"]
-
-
-def test_an_association_after_its_member_ran_alone_replaces_its_products(tmp_path: Path) -> None:
-    with Harness(tmp_path) as h:
-        rate(h.inbox, "m1_rate.fits")
-        wait_until(h.settled("m1_rate.fits"))
-        _association(h.inbox, "o4_asn.json", ["m1_rate.fits"])
-        wait_until(h.settled("o4_asn.json"))
-        assert calls(h.output) == ["m1_rate.fits", "o4_asn.json"]
-        assert h.rows()[-1].overwrite
-        assert [e["replaces_products"] for e in h.log.named("queued") if e["file"].endswith("asn.json")] == [True]
-
-
-def test_files_missed_by_a_dead_observer_are_found(tmp_path: Path) -> None:
-    with Harness(tmp_path) as h:
-        h.daemon._watcher._observer.stop()
-        rate(h.inbox, "lost_rate.fits")
-        wait_until(h.settled("lost_rate.fits"))
-        assert h.log.named("observer-restart")[0]["reason"] == "observer thread is not running"
-        assert h.rows()[0].found_by == "reconcile"
-
-
-def test_files_dropped_while_the_folder_was_replaced_are_found(tmp_path: Path) -> None:
-    with Harness(tmp_path) as h:
-        os.rename(h.inbox, tmp_path / "old-in")
-        h.inbox.mkdir()
-        rate(h.inbox, "after_rate.fits")
-        wait_until(h.settled("after_rate.fits"))
-        assert any("was removed or replaced" in e["reason"] for e in h.log.named("observer-restart"))
-
-
-def test_periodic_reconcile_finds_what_events_missed(tmp_path: Path) -> None:
-    def deaf(path: Path) -> bool:
-        return False
-
-    with Harness(tmp_path, reconcile=0.5) as h:
-        h.daemon._watcher._handler._interesting = deaf  # the observer passes nothing on: every event is lost
-        rate(h.inbox, "quiet_rate.fits")
-        wait_until(h.settled("quiet_rate.fits"))
-        assert h.rows()[0].found_by == "reconcile"
+    assert calls(h.output) == ["o1_asn.json"] and h.states() == {"o1_asn.json": DONE}
 
 
 def test_graceful_stop_lets_running_items_finish(tmp_path: Path) -> None:
-    h = Harness(tmp_path, grace=20.0)
-    with h:
-        rate(h.inbox, "a_slow_rate.fits")
-        wait_until(h.settled("a_slow_rate.fits", state=RUNNING))
-    assert h.states() == {"a_slow_rate.fits": DONE}
-    assert h.log.named("stopped")[0]["done"] == 1
+    gate = threading.Event()
 
+    def gated(path: Path, options: RunOptions) -> list[ProductResult]:
+        gate.wait(30)
+        return fake_process(path, options)
 
-def test_stop_after_grace_puts_running_items_back_in_the_queue(tmp_path: Path) -> None:
-    h = Harness(tmp_path, grace=0.0)
+    h = Running(tmp_path, process=gated, grace=30.0)
     with h:
-        rate(h.inbox, "a_slow_rate.fits")
-        wait_until(h.settled("a_slow_rate.fits", state=RUNNING))
-    item = h.rows()[0]
-    assert (item.state, item.attempts) == (QUEUED, 0)
-    assert h.log.for_file(item.path)[-1] == "abandoned"
-    time.sleep(1.6)  # let the abandoned thread finish before the next daemon starts
-    with Harness(tmp_path) as again:
-        wait_until(again.settled("a_slow_rate.fits"))
+        rate(h.inbox, "a_rate.fits")
+        wait_until(h.settled("a_rate.fits", state=RUNNING))
+        h.daemon.request_stop("test")
+        wait_until(lambda: h.log.named("stopping"))
+        gate.set()
+    assert h.states() == {"a_rate.fits": DONE}
+    assert h.log.named("stopped")[0]["done"] == 1 and h.log.named("abandoned") == []
 
 
 def test_one_daemon_per_output_folder(tmp_path: Path) -> None:
-    with Harness(tmp_path) as h:
-        second = Daemon(h.config, process=fake_process, validate=validate_input,
-                        executor=lambda n: ThreadPoolExecutor(n), log=RecordingLog())
-        with pytest.raises(DaemonBusy, match="another image2 watch"):
+    config = WatchConfig(roots=[tmp_path / "in"], output_dir=tmp_path / "out",
+                         options=RunOptions(output_dir=tmp_path / "out"))
+    first = Daemon(config, log=RecordingLog())
+    second = Daemon(config, log=RecordingLog())
+    with first._lock():
+        with pytest.raises(DaemonBusy, match=rf"another image2 watch \(pid {os.getpid()}\)"):
             second.run()
-
-
-def test_heartbeat_reaches_log_and_ledger(tmp_path: Path) -> None:
-    with Harness(tmp_path, heartbeat=0.2) as h:
-        wait_until(lambda: len(h.log.named("heartbeat")) >= 2)
-        ledger = Ledger.in_folder(h.output, readonly=True)
-        info = ledger.daemon()
-        ledger.close()
-        assert info.pid == os.getpid() and info.beat_at > info.started_at and info.stopped_at is None
-    ledger = Ledger.in_folder(h.output, readonly=True)
-    assert ledger.daemon().stopped_at is not None
-    ledger.close()
-
-
-def test_hints_never_block_and_report_overflow() -> None:
-    wake = threading.Event()
-    hints = Hints(2, wake)
-    for name in ("a", "b", "c"):
-        hints.put(Hint(Path(name)))
-    assert wake.is_set()
-    assert hints.take_lost() == "too many events at once (hint queue full)"
-    assert hints.take_lost() is None
-    assert hints.drain(10) == {Path("a"): False, Path("b"): False}
-
-
-def test_hint_handler_survives_errors() -> None:
-    from watchdog.events import FileClosedEvent, FileMovedEvent
-
-    hints = Hints(10, threading.Event())
-
-    def explode(path: Path) -> bool:
-        raise RuntimeError("boom")
-
-    HintHandler(hints, explode).dispatch(FileClosedEvent("/in/a_rate.fits"))
-    assert "boom" in hints.take_lost()
-    handler = HintHandler(hints, lambda p: p.name.endswith("_rate.fits"))
-    handler.dispatch(FileMovedEvent("/in/.a_rate.fits.Xy12", "/in/a_rate.fits"))
-    handler.dispatch(FileClosedEvent("/in/b_rate.fits.part"))
-    handler.dispatch(FileClosedEvent("/in/c_rate.fits"))
-    assert hints.drain(10) == {Path("/in/a_rate.fits"): True, Path("/in/c_rate.fits"): True}
-
-
-def test_a_kernel_queue_overflow_asks_for_a_rescan(tmp_path: Path) -> None:
-    import logging
-
-    from image2.watch.observer import Watcher
-
-    hints = Hints(10, threading.Event())
-    watcher = Watcher([tmp_path], recursive=False, poll=None, hints=hints, interesting=lambda p: True)
-    watcher.start()
-    try:
-        assert watcher.trouble() is None
-        logging.getLogger("watchdog.observers.inotify_c").warning(
-            "Inotify queue overflowed; filesystem events were lost")
-        assert hints.take_lost() == "the kernel's event queue overflowed"
-    finally:
-        watcher.stop()
-    assert watcher.trouble() == "observer thread is not running"
-    logging.getLogger("watchdog.observers.inotify_c").warning("Inotify queue overflowed")
-    assert hints.take_lost() is None
+    assert not (tmp_path / "out" / "image2-watch.sqlite").exists()
 
 
 def test_watch_command_builds_its_configuration(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

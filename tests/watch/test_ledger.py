@@ -1,4 +1,5 @@
-"""The ledger: one row per version of an input, states, claims, heartbeat; survives reopening."""
+"""The ledger: one row per version of an input, states and their transitions, claims, heartbeat; survives
+reopening."""
 
 from __future__ import annotations
 
@@ -14,8 +15,10 @@ from image2.watch.ledger import (
     FAILED,
     QUEUED,
     RUNNING,
+    TRANSITIONS,
     WAITING,
     Ledger,
+    TransitionError,
 )
 
 A = Path("/in/a_rate.fits")
@@ -49,7 +52,7 @@ def test_journal_is_wal(tmp_path: Path, ledger: Ledger) -> None:
 
 def test_the_newest_row_of_a_path_counts(ledger: Ledger) -> None:
     first = ledger.add(A, EXPOSURE, STAT, "d1", QUEUED, "event")
-    ledger.finish(first.id, [])
+    ledger.finish(ledger.start(first.id).id, [])
     second = ledger.add(A, EXPOSURE, FileStat(120, 6_000, 7), "d2", QUEUED, "reconcile", overwrite=True)
     assert ledger.latest(A).id == second.id
     assert ledger.latest(A).overwrite
@@ -86,6 +89,7 @@ def test_due_honours_retry_time_and_exclusions(ledger: Ledger) -> None:
     a = ledger.add(A, EXPOSURE, STAT, "d1", QUEUED, "event")
     b = ledger.add(Path("/in/b_rate.fits"), EXPOSURE, STAT, "d2", QUEUED, "event")
     c = ledger.add(Path("/in/c_rate.fits"), EXPOSURE, STAT, "d3", QUEUED, "event")
+    ledger.start(b.id)
     ledger.queue(b.id, retry_at=100.0, error="disk full")
     assert [i.id for i in ledger.due(50.0, 10)] == [a.id, c.id]
     assert [i.id for i in ledger.due(100.0, 10)] == [a.id, b.id, c.id]
@@ -107,7 +111,7 @@ def test_recent_failures_hide_versions_that_were_superseded(ledger: Ledger) -> N
     old = ledger.add(A, EXPOSURE, STAT, "d1", QUEUED, "event")
     ledger.fail(old.id, "bad")
     newer = ledger.add(A, EXPOSURE, FileStat(1, 2, 3), "d2", QUEUED, "event")
-    ledger.finish(newer.id, [])
+    ledger.finish(ledger.start(newer.id).id, [])
     bad = ledger.add(Path("/in/b_rate.fits"), EXPOSURE, STAT, "d3", QUEUED, "event")
     ledger.fail(bad.id, "worse")
     assert [i.error for i in ledger.recent_failures(10)] == ["worse"]
@@ -120,9 +124,13 @@ def test_members_are_claimed_while_the_association_is_alive(ledger: Ledger) -> N
     assert ledger.members(asn.id) == members
     assert ledger.claimed_by(A).id == asn.id
     assert ledger.claimed_by(Path("/in/other_rate.fits")) is None
+    ledger.queue(asn.id)
+    ledger.start(asn.id)
     ledger.finish(asn.id, [])
     assert ledger.claimed_by(A).id == asn.id
-    ledger.fail(asn.id, "members missing")
+    again = ledger.add(Path("/in/x_asn.json"), ASSOCIATION, FileStat(1, 2, 3), "d10", WAITING, "event")
+    ledger.claim_members(again.id, members)
+    ledger.fail(again.id, "members missing")
     assert ledger.claimed_by(A) is None
 
 
@@ -157,3 +165,78 @@ def test_readonly_reader_sees_the_writer(tmp_path: Path, ledger: Ledger) -> None
 def test_readonly_needs_an_existing_ledger(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError):
         Ledger.in_folder(tmp_path / "nowhere", readonly=True)
+
+
+LEGAL = {
+    WAITING: {"queue", "fail", "forget"},
+    QUEUED: {"start", "fail", "forget"},
+    RUNNING: {"finish", "fail", "queue", "abandon"},
+    FAILED: {"reopen", "fail"},
+    DONE: set(),
+}
+"""The changes each state allows, written out independently of the ledger's own table."""
+
+CHANGES = {
+    "queue": lambda ledger, i: ledger.queue(i, retry_at=5.0, error="disk full"),
+    "reopen": lambda ledger, i: ledger.reopen(i, FileStat(100, 9_000, 7)),
+    "start": lambda ledger, i: ledger.start(i),
+    "finish": lambda ledger, i: ledger.finish(i, ["/out/a_cal.fits"]),
+    "fail": lambda ledger, i: ledger.fail(i, "bad"),
+    "abandon": lambda ledger, i: ledger.abandon(i),
+    "forget": lambda ledger, i: ledger.forget(i),
+}
+
+
+def _row_in(ledger: Ledger, state: str) -> int:
+    """A row brought to ``state`` through legal changes only."""
+    item = ledger.add(A, EXPOSURE, STAT, "d1", WAITING if state == WAITING else QUEUED, "event")
+    if state in (RUNNING, DONE):
+        ledger.start(item.id)
+    if state == DONE:
+        ledger.finish(item.id, [])
+    if state == FAILED:
+        ledger.fail(item.id, "bad")
+    assert ledger.get(item.id).state == state
+    return item.id
+
+
+@pytest.mark.parametrize("state", sorted(LEGAL))
+@pytest.mark.parametrize("change", sorted(CHANGES))
+def test_each_state_allows_only_its_changes(ledger: Ledger, state: str, change: str) -> None:
+    item_id = _row_in(ledger, state)
+    before = ledger.get(item_id)
+    if change in LEGAL[state]:
+        CHANGES[change](ledger, item_id)
+        return
+    with pytest.raises(TransitionError) as refused:
+        CHANGES[change](ledger, item_id)
+    assert refused.value.state == state
+    assert f"cannot {change} item {item_id} ({A}): it is {state}" in str(refused.value)
+    assert ledger.get(item_id) == before
+
+
+def test_the_table_names_every_state_and_done_is_final() -> None:
+    assert set(TRANSITIONS) == {"new", *LEGAL}
+    assert set().union(*TRANSITIONS.values()) <= {*LEGAL, "gone"}
+    assert TRANSITIONS[DONE] == frozenset()
+
+
+@pytest.mark.parametrize("state", [RUNNING, DONE])
+def test_a_new_row_cannot_start_running_or_done(ledger: Ledger, state: str) -> None:
+    with pytest.raises(TransitionError, match=f"a new row of {A} cannot be {state}"):
+        ledger.add(A, EXPOSURE, STAT, "d1", state, "event")
+    assert ledger.latest(A) is None
+
+
+def test_a_change_of_a_row_that_does_not_exist_is_a_key_error(ledger: Ledger) -> None:
+    with pytest.raises(KeyError):
+        ledger.start(99)
+    with pytest.raises(KeyError):
+        ledger.forget(99)
+
+
+def test_recover_moves_only_running_rows(ledger: Ledger) -> None:
+    done = _row_in(ledger, DONE)
+    failed = ledger.fail(ledger.add(Path("/in/b_rate.fits"), EXPOSURE, STAT, "d2", QUEUED, "event").id, "bad")
+    assert ledger.recover() == []
+    assert (ledger.get(done).state, ledger.get(failed.id).state) == (DONE, FAILED)
