@@ -10,7 +10,6 @@ import attrs
 from image2.core.assign_wcs import assign_wcs
 from image2.core.background import CombinedBackground, bkg_subtract, combine_backgrounds
 from image2.core.config import Config
-from image2.core.cutout import area_for, dark_for, flat_for
 from image2.core.dark_current import dark_current
 from image2.core.exposure import Exposure
 from image2.core.flat_field import flat_field
@@ -18,10 +17,9 @@ from image2.core.parse_subarray_map import parse_subarray_map
 from image2.core.photom import photom
 from image2.core.plan import PlannedStep, is_tso, plan_steps
 from image2.core.provenance import skip
-from image2.core.references import References
+from image2.core.references import REFTYPES, References
 from image2.core.resample import Resampled, resample
-
-SUBARRAY_MAP = "SUBARR_MAP"
+from image2.core.steps import family_of, preparations
 
 
 @attrs.frozen
@@ -37,9 +35,9 @@ class Products:
 def plan(exposure: Exposure, references: References, config: Config, n_background: int = 0) -> tuple[PlannedStep, ...]:
     """Return which steps run for ``exposure`` with these references and configuration, and why."""
     skipped = [name for name in config.steps if config.skipped(name)]
+    supplied = [reftype for reftype in REFTYPES if getattr(references, reftype) is not None]
     return plan_steps(exposure.meta, cube=exposure.is_cube, n_background=n_background,
-                      has_subarray_map=SUBARRAY_MAP in exposure.extensions,
-                      dark_supplied=references.dark is not None, skip=skipped)
+                      extensions=exposure.extensions, supplied=supplied, skip=skipped)
 
 
 def prepare(references: References, exposure: Exposure, config: Config | None = None) -> References:
@@ -50,16 +48,9 @@ def prepare(references: References, exposure: Exposure, config: Config | None = 
     """
     config = config or Config()
     meta, shape = exposure.meta, exposure.shape
-
-    def used(step: str, reference):
-        return None if config.skipped(step) else reference
-
-    return attrs.evolve(
-        references,
-        flat=flat_for(used("flat_field", references.flat), meta, shape),
-        dark=dark_for(used("dark_current", references.dark), meta, shape),
-        area=area_for(used("photom", references.area), meta, shape),
-    )
+    cut = {reftype: prepared(None if config.skipped(step) else getattr(references, reftype), meta, shape)
+           for reftype, (step, prepared) in preparations(family_of(meta)).items()}
+    return attrs.evolve(references, **cut)
 
 
 def background_for(exposure: Exposure, backgrounds: Sequence[Exposure], config: Config) -> CombinedBackground | None:

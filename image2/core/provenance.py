@@ -17,8 +17,9 @@ from typing import Any, TypeVar
 import attrs
 
 from image2.core.exposure import Exposure
-from image2.core.meta import STEP_STATUS, StepRecord
+from image2.core.meta import StepRecord
 from image2.core.references import NOT_APPLICABLE, REFERENCE_CLASSES
+from image2.core.steps import family_of, status_keyword
 
 COMPLETE = "COMPLETE"
 SKIPPED = "SKIPPED"
@@ -63,8 +64,9 @@ def stamp(exposure: Exposure, name: str, status: str, parameters: dict[str, Any]
           references: dict[str, str], notes: tuple[str, ...] = ()) -> Exposure:
     """Return ``exposure`` with step ``name``'s status, R_* records and provenance added."""
     meta = exposure.meta
-    if name in STEP_STATUS:
-        meta = meta.with_status(STEP_STATUS[name], status)
+    keyword = status_keyword(name, family_of(meta))
+    if keyword is not None:
+        meta = meta.with_status(keyword, status)
     meta = meta.with_refs(references)
     record = StepRecord(name, status, parameters, references, notes)
     return exposure.evolve(meta=meta.evolve(provenance=(*meta.provenance, record)))

@@ -25,6 +25,7 @@ from image2.core.naming import product_filename, product_root
 from image2.core.pipeline import background_for, calibrate_steps, prepare
 from image2.core.references import References
 from image2.core.provenance import SKIPPED
+from image2.core.steps import needed_reftypes, reftype_steps, required_reftypes
 from image2.errors import Image2Error, InvalidInputError, MissingReferenceError
 from image2.io.association import load_input
 from image2.io.atomic import Staging
@@ -34,8 +35,7 @@ from image2.io.fits import ExposureFile, open_exposure, read_exposure
 from image2.io.i2d import read_output_wcs
 from image2.io.products import preview_of, stage_products
 from image2.io.reference_choices import ChosenReferences, reference_choices
-from image2.io.reference_store import (REFTYPE_STEPS, ReferenceStore, Resolution, needed_reftypes,
-                                       required_reftypes, resolve_references)
+from image2.io.reference_store import ReferenceStore, Resolution, resolve_references
 
 log = logging.getLogger(__name__)
 
@@ -105,8 +105,9 @@ def choose_references(meta: Meta, options: RunOptions, science: Path,
     store = _store(options.reference_dirs) if chosen is None else ChosenReferences(chosen)
     references, plan = resolve_references(meta, store, options.overrides)
     required = set(needed_reftypes(meta) if options.strict else required_reftypes(meta))
+    steps = reftype_steps()
     missing = tuple(reftype for reftype, item in plan.items()
-                    if item.origin == "none" and reftype in required and not config.skipped(REFTYPE_STEPS[reftype]))
+                    if item.origin == "none" and reftype in required and not config.skipped(steps[reftype]))
     if missing:
         raise MissingReferenceError(science, missing, exposure_label(meta))
     return references, plan
@@ -124,9 +125,10 @@ def skipped_steps(cal: Exposure, plan: Mapping[str, Resolution]) -> tuple[str, .
     """Return ``"<step> SKIPPED: <why>"`` for each step the cal product skipped, naming ``--ref TYPE=N/A``
     when the user declined the reference it needed."""
     declined: dict[str, list[str]] = {}
+    steps = reftype_steps()
     for reftype, item in plan.items():
         if item.origin == "override" and item.path is None:
-            declined.setdefault(REFTYPE_STEPS[reftype], []).append(f"--ref {reftype}=N/A")
+            declined.setdefault(steps[reftype], []).append(f"--ref {reftype}=N/A")
     return tuple(f"{record.step} SKIPPED: {', '.join(declined.get(record.step, ())) or '; '.join(record.notes)}"
                  for record in cal.meta.provenance if record.status == SKIPPED)
 
