@@ -46,9 +46,10 @@ def test_needed_and_required_reference_types_per_instrument(instrument, needed, 
     assert required_reftypes(meta(instrument)) == required
 
 
-def test_every_declaration_names_a_function_taking_its_inputs():
+def test_every_declaration_names_a_decorated_function_taking_its_inputs():
     for declared in STEPS:
         function = declared.function
+        assert callable(getattr(function, "run", None)), declared.name
         parameters = inspect.signature(function).parameters
         assert all(taken in parameters for taken in declared.takes), declared.name
         assert set(declared.takes) <= {*REFTYPES, "background"}, declared.name

@@ -22,7 +22,7 @@ from image2.core.config import Config
 from image2.core.exposure import Exposure
 from image2.core.meta import Meta
 from image2.core.naming import product_filename, product_root
-from image2.core.pipeline import background_for, calibrate_steps, prepare
+from image2.core.pipeline import calibrate, calibrate_chunks
 from image2.core.references import References
 from image2.core.provenance import SKIPPED
 from image2.core.steps import needed_reftypes, reftype_steps, required_reftypes
@@ -177,10 +177,9 @@ def _calibrate_cube(handle: ExposureFile, meta: Meta, references: References, co
     first chunk's calints record (its metadata and provenance are those of the whole product)."""
     nints, ny, nx = handle.shape
     step = max(1, CHUNK_BYTES // (ny * nx * 4))
-    first = handle.read(0, min(step, nints)).evolve(meta=meta)
-    prepared = prepare(references, first, config)
-    background = background_for(first, backgrounds, config)
-    products = calibrate_steps(first, prepared, config, background, len(backgrounds))
+    chunks = (handle.read(start, min(start + step, nints)).evolve(meta=meta) for start in range(0, nints, step))
+    calibrated = calibrate_chunks(chunks, references, config, backgrounds)
+    products = next(calibrated)
     _log_notes(products.cal, handle.path)
     out = options.output_dir
     cal_name = product_filename(root, "cal", cube=True)
@@ -191,12 +190,12 @@ def _calibrate_cube(handle: ExposureFile, meta: Meta, references: References, co
         if products.bsub is not None:
             bsub_writer = CubeWriter(stack.enter_context(staging.open(out / bsub_name, True)), products.bsub, nints,
                                      bsub_name)
-        for start in range(first.nints, nints, step):
-            chunk = handle.read(start, min(start + step, nints)).evolve(meta=meta)
-            chunk_products = calibrate_steps(chunk, prepared, config, background, len(backgrounds))
+        start = products.cal.nints
+        for chunk_products in calibrated:
             cal_writer.write(start, chunk_products.cal)
             if bsub_writer is not None:
                 bsub_writer.write(start, chunk_products.bsub)
+            start += chunk_products.cal.nints
     if options.preview:
         with staging.open(out / (Path(cal_name).stem + ".png"), True) as png_handle:
             png_handle.write(preview_of(products.cal, cal_name))
@@ -226,10 +225,7 @@ def process_product(association: Association, product: Product, options: RunOpti
                 if handle.is_cube:
                     cal = _calibrate_cube(handle, meta, references, config, backgrounds, root, options, staging)
                 else:
-                    exposure = handle.read().evolve(meta=meta)
-                    background = background_for(exposure, backgrounds, config)
-                    products = calibrate_steps(exposure, prepare(references, exposure, config), config, background,
-                                               len(backgrounds))
+                    products = calibrate(handle.read().evolve(meta=meta), references, config, backgrounds)
                     _log_notes(products.cal, science)
                     stage_products(staging, products, options.output_dir, root, preview=options.preview,
                                    replace_companions=True,
