@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from image2.core.config import build_config
-from image2.core.pipeline import calibrate, plan
+from image2.core.pipeline import calibrate, calibrate_chunks, plan
 from image2.core.references import FlatReference, References
 from image2.io.fits import read_exposure
 from image2.synthetic.exposures import make_rate
@@ -72,3 +72,19 @@ def test_plan_explains_every_step(exposure):
     assert steps["dark_current"].applies is False
     assert steps["photom"].applies and not steps["photom"].runs and steps["photom"].reason == "skipped by configuration"
     assert steps["resample"].runs and steps["resample"].reason == "2-D NRC_IMAGE"
+
+
+def test_chunks_of_integrations_calibrate_as_the_whole_cube(tmp_path: Path):
+    cube = read_exposure(make_rate(tmp_path / "c_rateints.fits", shape=(5, 16, 20)))
+    member = read_exposure(make_rate(tmp_path / "b_rateints.fits", shape=(2, 16, 20), seed=4))
+    config = build_config({"save_bsub": True})
+    whole = calibrate(cube, References(), config, [member])
+    chunks = [cube.integrations(0, 2), cube.integrations(2, 4), cube.integrations(4, 5)]
+    parts = list(calibrate_chunks(iter(chunks), References(), config, [member]))
+    assert [part.cal.nints for part in parts] == [2, 2, 1]
+    for name in ("sci", "err", "dq", "var_poisson", "var_rnoise"):
+        stacked = np.concatenate([getattr(part.cal, name) for part in parts])
+        assert stacked.tobytes() == getattr(whole.cal, name).tobytes(), name
+    assert np.concatenate([part.bsub.sci for part in parts]).tobytes() == whole.bsub.sci.tobytes()
+    assert all(part.background is parts[0].background for part in parts)  # combined once, for every chunk
+    assert parts[0].cal.meta.provenance == whole.cal.meta.provenance

@@ -13,6 +13,7 @@ import pytest
 from astropy.io import fits
 
 from image2.core.meta import ExposureInfo, Instrument, Meta, Subarray
+from image2.core.steps import needed_reftypes
 from image2.errors import InvalidInputError, ReferenceFileError
 from image2.io import reference_store
 from image2.io.reference_store import (
@@ -23,7 +24,6 @@ from image2.io.reference_store import (
     exposure_start,
     fits_keys,
     match_key,
-    needed_reftypes,
     parse_useafter,
     plan_references,
     primary_cards,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from pathlib import Path
 
 import click
@@ -13,7 +14,7 @@ from image2.core.association import Association, Product
 from image2.io.fits import ExposureFile
 
 
-def describe(path: Path, meta: Meta, shape: tuple[int, ...], has_subarray_map: bool, n_background: int) -> str:
+def describe(path: Path, meta: Meta, shape: tuple[int, ...], extensions: Collection[str], n_background: int) -> str:
     """Return the human-readable summary of one exposure and its stage-2 plan."""
     ins, exp, sub = meta.instrument, meta.exposure, meta.subarray
     cube = len(shape) == 3
@@ -34,7 +35,7 @@ def describe(path: Path, meta: Meta, shape: tuple[int, ...], has_subarray_map: b
         f"  integrations  {shape[0] if cube else (exp.nints or 1)}",
         "  stage-2 steps:",
     ]
-    for step in plan_steps(meta, cube=cube, n_background=n_background, has_subarray_map=has_subarray_map):
+    for step in plan_steps(meta, cube=cube, n_background=n_background, extensions=extensions):
         lines.append(f"    {step.name:<20} {'runs' if step.runs else 'skip':<5} {step.reason}")
     return "\n".join(lines)
 
@@ -46,8 +47,7 @@ def info(ctx: click.Context, inputs: tuple[Path, ...]) -> None:
     """Show instrument, shape, subarray, TSO and the stage-2 plan of rate files or associations."""
 
     def show(path: Path, association: Association, product: Product, handle: ExposureFile) -> None:
-        text = describe(handle.path, handle.meta, handle.shape, "SUBARR_MAP" in handle.extensions,
-                        len(product.background))
+        text = describe(handle.path, handle.meta, handle.shape, handle.extensions, len(product.background))
         click.echo(text if association.is_singleton else f"{path} product {product.name}:\n{text}")
 
     for_each_science_exposure(ctx, inputs, show)

@@ -232,14 +232,15 @@ def combine_backgrounds(science: Exposure, backgrounds: Sequence[Exposure], *, s
 def bkg_subtract(exposure: Exposure, background: CombinedBackground | None) -> Outcome:
     """Subtract the combined background from SCI (every integration of a cube) and OR its DQ in.
 
-    ERR and the variances are not changed: background noise is not propagated (jwst).
+    ERR and the variances are not changed: background noise is not propagated (jwst). The
+    provenance records the parameters the background was combined with (``sigma``, ``maxiters``).
     """
     if background is None:
         raise StepSkipped("no background exposures")
     if background.data.shape != exposure.shape:
         raise StepError(STEP, f"combined background plane {background.data.shape} differs from the "
                               f"science image plane {exposure.shape}")
-    note = (f"subtracted the sigma-clipped mean (sigma={background.sigma}, maxiters={background.maxiters}) "
-            f"of {len(background.members)} background exposure(s): {', '.join(background.members)}")
+    note = (f"subtracted the sigma-clipped mean of {len(background.members)} background exposure(s): "
+            f"{', '.join(background.members)}")
     return Outcome(exposure.evolve(sci=exposure.sci - background.data, dq=exposure.dq | background.dq),
                    notes=(note,))

@@ -9,52 +9,35 @@ from __future__ import annotations
 import difflib
 import inspect
 import tomllib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import attrs
 
 from image2.core.frozen import frozen_mapping
-from image2.core.plan import STEP_ORDER
+from image2.core.steps import STEPS, configured_names, declaration, step_names
 from image2.errors import Image2Error
-
-PIPELINE_EXTRAS: Mapping[str, Mapping[str, Any]] = {
-    "bkg_subtract": {"save_combined_background": False, "save_results": False},
-}
-"""Parameters the pipeline (not the step function) acts on, beyond ``skip``."""
 
 
 class ConfigError(Image2Error):
     """An unknown step or parameter, or a value of the wrong type."""
 
 
-def step_functions() -> dict[str, Callable[..., Any]]:
-    """Return the function whose keyword-only parameters define each step's parameters."""
-    from image2.core.assign_wcs import assign_wcs
-    from image2.core.background import combine_backgrounds
-    from image2.core.dark_current import dark_current
-    from image2.core.flat_field import flat_field
-    from image2.core.parse_subarray_map import parse_subarray_map
-    from image2.core.photom import photom
-    from image2.core.resample import resample
-
-    return {
-        "bkg_subtract": combine_backgrounds, "parse_subarray_map": parse_subarray_map,
-        "assign_wcs": assign_wcs, "dark_current": dark_current, "flat_field": flat_field,
-        "photom": photom, "resample": resample,
-    }
-
-
 def defaults() -> dict[str, dict[str, Any]]:
-    """Return every step's parameters with their built-in defaults (``skip`` first)."""
-    functions = step_functions()
-    table = {}
-    for name in STEP_ORDER:
-        signature = inspect.signature(functions[name])
-        params = {p.name: p.default for p in signature.parameters.values()
-                  if p.kind is inspect.Parameter.KEYWORD_ONLY}
-        table[name] = {"skip": False, **params, **PIPELINE_EXTRAS.get(name, {})}
+    """Return every step's parameters with their built-in defaults: ``skip`` first, then the keyword-only
+    parameters of the function configuring it (of every family's variant), then the pipeline's extras."""
+    table: dict[str, dict[str, Any]] = {name: {"skip": False} for name in step_names()}
+    for declared in STEPS:
+        signature = inspect.signature(declared.configured)
+        table[declared.name].update({name: signature.parameters[name].default for name in configured_names(declared)})
+    for name in table:
+        table[name].update(declaration(name).extras)
     return table
+
+
+def _extras(step: str) -> set[str]:
+    """The parameters of ``step`` that the pipeline acts on, not its function."""
+    return {"skip", *declaration(step).extras}
 
 
 @attrs.frozen
@@ -70,7 +53,7 @@ class Config:
 
     def parameters(self, step: str) -> dict[str, Any]:
         """Return the keyword arguments for ``step``'s function (no ``skip``, no pipeline extras)."""
-        extras = {"skip", *PIPELINE_EXTRAS.get(step, {})}
+        extras = _extras(step)
         return {k: v for k, v in self.steps[step].items() if k not in extras}
 
     def value(self, step: str, name: str) -> Any:

@@ -194,16 +194,6 @@ KEYWORDS: tuple[Keyword, ...] = tuple(
 )
 """Every keyword modelled by a typed field. Readers fill the fields, writers write them back."""
 
-STEP_STATUS = {
-    "bkg_subtract": "S_BKDSUB",
-    "assign_wcs": "S_WCS",
-    "dark_current": "S_DARK",
-    "flat_field": "S_FLAT",
-    "photom": "S_PHOTOM",
-    "resample": "S_RESAMP",
-}
-"""Status keyword of each step that writes one (parse_subarray_map has none)."""
-
 
 def is_status_keyword(keyword: str) -> bool:
     """True for a PRIMARY step-status keyword (S_*) as opposed to e.g. S_REGION."""

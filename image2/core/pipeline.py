@@ -1,27 +1,19 @@
-"""The stage-2 pipeline: the plan for an exposure, and ``calibrate`` composing the steps."""
+"""The stage-2 pipeline: the plan for an exposure, and ``calibrate`` composing the declared steps."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Iterable, Iterator, Sequence
 
 import attrs
 
-from image2.core.assign_wcs import assign_wcs
-from image2.core.background import CombinedBackground, bkg_subtract, combine_backgrounds
+from image2.core.background import CombinedBackground, combine_backgrounds
 from image2.core.config import Config
-from image2.core.cutout import area_for, dark_for, flat_for
-from image2.core.dark_current import dark_current
 from image2.core.exposure import Exposure
-from image2.core.flat_field import flat_field
-from image2.core.parse_subarray_map import parse_subarray_map
-from image2.core.photom import photom
 from image2.core.plan import PlannedStep, is_tso, plan_steps
 from image2.core.provenance import skip
-from image2.core.references import References
-from image2.core.resample import Resampled, resample
-
-SUBARRAY_MAP = "SUBARR_MAP"
+from image2.core.references import REFTYPES, References
+from image2.core.resample import Resampled
+from image2.core.steps import family_of, preparations, steps_for
 
 
 @attrs.frozen
@@ -37,9 +29,9 @@ class Products:
 def plan(exposure: Exposure, references: References, config: Config, n_background: int = 0) -> tuple[PlannedStep, ...]:
     """Return which steps run for ``exposure`` with these references and configuration, and why."""
     skipped = [name for name in config.steps if config.skipped(name)]
+    supplied = [reftype for reftype in REFTYPES if getattr(references, reftype) is not None]
     return plan_steps(exposure.meta, cube=exposure.is_cube, n_background=n_background,
-                      has_subarray_map=SUBARRAY_MAP in exposure.extensions,
-                      dark_supplied=references.dark is not None, skip=skipped)
+                      extensions=exposure.extensions, supplied=supplied, skip=skipped)
 
 
 def prepare(references: References, exposure: Exposure, config: Config | None = None) -> References:
@@ -50,16 +42,9 @@ def prepare(references: References, exposure: Exposure, config: Config | None = 
     """
     config = config or Config()
     meta, shape = exposure.meta, exposure.shape
-
-    def used(step: str, reference):
-        return None if config.skipped(step) else reference
-
-    return attrs.evolve(
-        references,
-        flat=flat_for(used("flat_field", references.flat), meta, shape),
-        dark=dark_for(used("dark_current", references.dark), meta, shape),
-        area=area_for(used("photom", references.area), meta, shape),
-    )
+    cut = {reftype: prepared(None if config.skipped(step) else getattr(references, reftype), meta, shape)
+           for reftype, (step, prepared) in preparations(family_of(meta)).items()}
+    return attrs.evolve(references, **cut)
 
 
 def background_for(exposure: Exposure, backgrounds: Sequence[Exposure], config: Config) -> CombinedBackground | None:
@@ -69,49 +54,46 @@ def background_for(exposure: Exposure, backgrounds: Sequence[Exposure], config: 
     return combine_backgrounds(exposure, backgrounds, **config.parameters("bkg_subtract"))
 
 
-def _run(exposure: Exposure, planned: PlannedStep, config: Config, function: Any, *args: Any) -> Exposure:
-    """Run a planned step, mark it SKIPPED when it applies but must not run, else leave no trace."""
-    if planned.runs:
-        return function(exposure, *args, **config.parameters(planned.name))
-    if planned.applies:
-        return skip(exposure, planned.name, planned.reason)
-    return exposure
+def _calibrated(exposure: Exposure, references: References, config: Config,
+                background: CombinedBackground | None, n_background: int) -> Products:
+    """Run the planned steps on ``exposure`` (all integrations or a chunk of them) with prepared inputs."""
+    inputs = {"background": background, **{reftype: getattr(references, reftype) for reftype in REFTYPES}}
+    planned = {step.name: step for step in plan(exposure, references, config, n_background)}
+    kept: dict[str, object] = {}
+    for declared in steps_for(family_of(exposure.meta)):
+        step = planned[declared.name]
+        if step.runs:
+            parameters = {} if declared.parameters_of else config.parameters(declared.name)
+            ran = declared.function.run(exposure, *(inputs[name] for name in declared.takes), **parameters)
+            exposure = ran.exposure
+            if declared.makes is not None and ran.made is not None:
+                kept[declared.makes] = ran.made
+            if declared.saves is not None and config.value(declared.name, "save_results"):
+                kept[declared.saves] = exposure
+        elif step.applies:
+            exposure = skip(exposure, step.name, step.reason)
+    return Products(cal=exposure, background=background, **kept)
 
 
-def calibrate_steps(
-    exposure: Exposure,
+def calibrate_chunks(
+    chunks: Iterable[Exposure],
     references: References,
-    config: Config,
-    background: CombinedBackground | None = None,
-    n_background: int = 0,
-) -> Products:
-    """Run the planned steps on ``exposure`` (all integrations or a chunk of them).
+    config: Config | None = None,
+    backgrounds: Sequence[Exposure] = (),
+) -> Iterator[Products]:
+    """Yield the products of each chunk of one exposure's integrations, in order, as each is calibrated.
 
-    ``references`` should come from :func:`prepare`; ``background`` from :func:`background_for`.
+    The references are cut to the exposure and the background combined once, from the first
+    chunk, and serve every chunk; the chunks are read from ``chunks`` one at a time.
     """
-    steps = {s.name: s for s in plan(exposure, references, config, n_background)}
-    if steps["bkg_subtract"].runs:
-        if background is None:
-            raise ValueError("bkg_subtract runs but no combined background was given")
-        exposure = bkg_subtract(exposure, background)
-    else:
-        exposure = _run(exposure, steps["bkg_subtract"], config, bkg_subtract)
-    bsub = exposure if background is not None and config.value("bkg_subtract", "save_results") else None
-    exposure = _run(exposure, steps["parse_subarray_map"], config, parse_subarray_map)
-    exposure = _run(exposure, steps["assign_wcs"], config, assign_wcs, references.distortion, references.filteroffset)
-    exposure = _run(exposure, steps["dark_current"], config, dark_current, references.dark)
-    exposure = _run(exposure, steps["flat_field"], config, flat_field, references.flat)
-    exposure = _run(exposure, steps["photom"], config, photom, references.photom, references.area)
-    i2d = None
-    if steps["resample"].runs:
-        result = resample(exposure, **config.parameters("resample"))
-        if isinstance(result, Resampled):
-            i2d = result
-        else:
-            exposure = result  # resample declined (e.g. no exposure time): its status is on the cal
-    else:
-        exposure = _run(exposure, steps["resample"], config, resample)
-    return Products(cal=exposure, i2d=i2d, bsub=bsub, background=background)
+    config = config or Config()
+    prepared: References | None = None
+    background = None
+    for chunk in chunks:
+        if prepared is None:
+            prepared = prepare(references, chunk, config)
+            background = background_for(chunk, backgrounds, config)
+        yield _calibrated(chunk, prepared, config, background, len(backgrounds))
 
 
 def calibrate(
@@ -121,7 +103,4 @@ def calibrate(
     backgrounds: Sequence[Exposure] = (),
 ) -> Products:
     """Calibrate one exposure: background → subarray map → WCS → dark → flat → photom → resample."""
-    config = config or Config()
-    prepared = prepare(references, exposure, config)
-    background = background_for(exposure, backgrounds, config)
-    return calibrate_steps(exposure, prepared, config, background, n_background=len(backgrounds))
+    return next(calibrate_chunks((exposure,), references, config, backgrounds))

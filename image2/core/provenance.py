@@ -1,10 +1,13 @@
-"""The one mechanism that stamps status, references and parameters of a step into the record.
+"""The one step contract: the decorator that stamps status, references and parameters into the record.
 
-A step is written as a plain function ``f(exposure, *references, **parameters) -> Exposure``
-decorated with :func:`step`. Raising :class:`StepSkipped` inside it means "decided not to
-act": the input comes back with the status SKIPPED and the reason in its provenance.
-Returning :class:`Outcome` instead of an Exposure attaches notes (warnings for the caller
-to log) to the record.
+Every step function is declared in :mod:`image2.core.steps` and decorated with :func:`step`; it is a
+plain function ``f(exposure, *inputs, **parameters)`` whose inputs are those its declaration takes
+(reference records by their type's name, or the combined background) and whose keyword-only
+parameters are its configuration. Raising :class:`StepSkipped` inside it means "decided not to
+act": the input comes back with the status SKIPPED and the reason in its provenance. Returning
+:class:`Outcome` instead of a record attaches notes (warnings for the caller to log). A step
+declared to make a new record (``makes``: resample's i2d) returns that record, which is stamped
+instead of the exposure; the exposure itself is left as it was.
 """
 
 from __future__ import annotations
@@ -15,13 +18,17 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import attrs
+import numpy as np
 
 from image2.core.exposure import Exposure
-from image2.core.meta import STEP_STATUS, StepRecord
-from image2.core.references import NOT_APPLICABLE, REFERENCE_CLASSES
+from image2.core.meta import StepRecord
+from image2.core.references import NOT_APPLICABLE, REFERENCE_KEYWORDS
+from image2.core.steps import configured_names, declaration, family_of, status_keyword
 
 COMPLETE = "COMPLETE"
 SKIPPED = "SKIPPED"
+CUSTOM = "custom"
+"""What the provenance records for a parameter given as an object (e.g. a gwcs) rather than plain data."""
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -32,75 +39,95 @@ class StepSkipped(Exception):
 
 @attrs.frozen
 class Outcome:
-    """A step's result with notes worth telling the user (they go into the provenance)."""
+    """A step's result (the exposure, or the record it makes) with notes worth telling the user."""
 
-    exposure: Exposure
+    record: Any
     notes: tuple[str, ...] = attrs.field(default=(), converter=tuple)
 
 
-def _reference_parameters(signature: inspect.Signature) -> dict[str, str]:
-    """Map parameter names annotated with a reference class to that class's R_* keyword."""
-    by_name = {cls.__name__: cls.keyword for cls in REFERENCE_CLASSES}
-    found = {}
-    for name, parameter in signature.parameters.items():
-        annotation = str(parameter.annotation)
-        for class_name, keyword in by_name.items():
-            if class_name in annotation:
-                found[name] = keyword
-    return found
+@attrs.frozen
+class Ran:
+    """What running a step gave: the exposure to go on with and, for a step that makes one, the new record."""
+
+    exposure: Exposure
+    made: Any = None
 
 
 def _plain(value: Any) -> Any:
     """A parameter value as plain data for the provenance record."""
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
+    if isinstance(value, np.generic):
+        return value.item()
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
-    return repr(value)
+    return CUSTOM
 
 
-def stamp(exposure: Exposure, name: str, status: str, parameters: dict[str, Any],
-          references: dict[str, str], notes: tuple[str, ...] = ()) -> Exposure:
-    """Return ``exposure`` with step ``name``'s status, R_* records and provenance added."""
-    meta = exposure.meta
-    if name in STEP_STATUS:
-        meta = meta.with_status(STEP_STATUS[name], status)
+def stamp(record: Any, name: str, keyword: str | None, status: str, parameters: dict[str, Any],
+          references: dict[str, str], notes: tuple[str, ...] = ()) -> Any:
+    """Return ``record`` with step ``name``'s status (under ``keyword``), R_* records and provenance added."""
+    meta = record.meta
+    if keyword is not None:
+        meta = meta.with_status(keyword, status)
     meta = meta.with_refs(references)
-    record = StepRecord(name, status, parameters, references, notes)
-    return exposure.evolve(meta=meta.evolve(provenance=(*meta.provenance, record)))
+    entry = StepRecord(name, status, parameters, references, notes)
+    return attrs.evolve(record, meta=meta.evolve(provenance=(*meta.provenance, entry)))
 
 
 def skip(exposure: Exposure, name: str, reason: str) -> Exposure:
     """Return ``exposure`` marked as having skipped step ``name`` (e.g. skipped by configuration)."""
-    return stamp(exposure, name, SKIPPED, {}, {}, (reason,))
+    return stamp(exposure, name, status_keyword(name, family_of(exposure.meta)), SKIPPED, {}, {}, (reason,))
 
 
-def step(name: str) -> Callable[[F], F]:
-    """Decorate a step function so every call records its status, references and parameters."""
+def step(name: str, family: str | None = None) -> Callable[[F], F]:
+    """Decorate the function of declared step ``name`` (``family``'s variant when given) so that every
+    call records its status, references and parameters.
+
+    The decorated function also has ``run(exposure, *inputs, **parameters) -> Ran``, which the
+    pipeline calls: the same for every kind of step.
+    """
+    declared = declaration(name, family)
 
     def decorate(function: F) -> F:
         signature = inspect.signature(function)
-        reference_params = _reference_parameters(signature)
+        missing = [taken for taken in declared.takes if taken not in signature.parameters]
+        if missing:
+            raise TypeError(f"step {name}: {function.__qualname__} lacks the declared input(s) {', '.join(missing)}")
+        keywords = {taken: REFERENCE_KEYWORDS[taken] for taken in declared.takes if taken in REFERENCE_KEYWORDS}
+        first = next(iter(signature.parameters))
+        own = tuple(key for key, parameter in signature.parameters.items()
+                    if key != first and parameter.kind is inspect.Parameter.KEYWORD_ONLY)
+        made_with = configured_names(declared) if declared.parameters_of else ()
 
-        @functools.wraps(function)
-        def wrapper(exposure: Exposure, *args: Any, **kwargs: Any) -> Exposure:
+        def recorded(arguments: dict[str, Any]) -> dict[str, Any]:
+            """The parameters to record: the function's own, or those its first input was made with."""
+            if declared.parameters_of:
+                source = arguments[declared.takes[0]]
+                return {} if source is None else {key: _plain(getattr(source, key)) for key in made_with}
+            return {key: _plain(arguments[key]) for key in own}
+
+        def run(exposure: Exposure, *args: Any, **kwargs: Any) -> Ran:
             bound = signature.bind(exposure, *args, **kwargs)
             bound.apply_defaults()
             references = {keyword: getattr(bound.arguments[param], "source", NOT_APPLICABLE)
                           if bound.arguments[param] is not None else NOT_APPLICABLE
-                          for param, keyword in reference_params.items()}
-            first = next(iter(signature.parameters))
-            parameters = {key: _plain(value) for key, value in bound.arguments.items()
-                          if key != first and key not in reference_params
-                          and signature.parameters[key].kind is inspect.Parameter.KEYWORD_ONLY}
+                          for param, keyword in keywords.items()}
+            parameters = recorded(bound.arguments)
             try:
                 result = function(*bound.args, **bound.kwargs)
             except StepSkipped as skipped:
-                return stamp(exposure, name, SKIPPED, parameters, references, (str(skipped),))
+                return Ran(stamp(exposure, name, declared.status, SKIPPED, parameters, references, (str(skipped),)))
             outcome = result if isinstance(result, Outcome) else Outcome(result)
-            return stamp(outcome.exposure, name, COMPLETE, parameters, references, outcome.notes)
+            stamped = stamp(outcome.record, name, declared.status, COMPLETE, parameters, references, outcome.notes)
+            return Ran(exposure, stamped) if declared.makes else Ran(stamped)
 
-        wrapper.step_name = name  # type: ignore[attr-defined]
+        @functools.wraps(function)
+        def wrapper(exposure: Exposure, *args: Any, **kwargs: Any) -> Any:
+            ran = run(exposure, *args, **kwargs)
+            return ran.exposure if ran.made is None else ran.made
+
+        wrapper.run = run  # type: ignore[attr-defined]
         return wrapper  # type: ignore[return-value]
 
     return decorate

@@ -12,7 +12,7 @@ passes cheaper, and different from jwst's numbers (typically 1.5–3 times small
 
 The cal record is never modified. When the exposure cannot be resampled for a reason the
 user did not cause (3-D or time-series data, an EXP_TYPE that is not resampled, no positive
-EFFEXPTM) :func:`resample` returns the cal record marked ``S_RESAMP = SKIPPED`` with the
+EFFEXPTM: the rules declared for it in :mod:`image2.core.steps`) :func:`resample` returns the cal record marked ``S_RESAMP = SKIPPED`` with the
 reason in its provenance, and no i2d; jwst fails outright on a non-positive exposure time.
 """
 
@@ -32,12 +32,12 @@ from scipy.interpolate import RectBivariateSpline
 from image2.core.dq import RESAMPLE_GOOD_BITS, good_pixels
 from image2.core.exposure import Exposure
 from image2.core.frozen import readonly
-from image2.core.meta import Meta, Pointing, StepRecord
+from image2.core.meta import Meta, Pointing
 from image2.core.nan_sync import nan_synced
 from image2.core.output_grid import OutputGrid, default_grid, given_grid
-from image2.core.plan import RESAMPLED_EXP_TYPES, is_tso
+from image2.core.plan import plan_step
 from image2.core.polygon import clip_convex, clockwise, simplified
-from image2.core.provenance import COMPLETE, skip
+from image2.core.provenance import Outcome, StepSkipped, step
 from image2.core.sky_region import PREFIX, parse_s_region
 from image2.errors import StepError
 
@@ -252,21 +252,7 @@ def _check_parameters(pixfrac: float, kernel: str, weight_type: str, pixmap_orde
         raise StepError(STEP, "pixel_scale_ratio and pixel_scale must be positive")
 
 
-def _reason_not_to_resample(exposure: Exposure) -> str | None:
-    """Why the exposure is not resampled (3-D, TSO, EXP_TYPE, exposure time), or None."""
-    meta = exposure.meta
-    exp_type = (meta.exposure.type or "").upper()
-    if exposure.is_cube:
-        return "3-D exposure (never resampled)"
-    if is_tso(meta):
-        return "time-series exposure (never resampled)"
-    if exp_type not in RESAMPLED_EXP_TYPES:
-        return f"EXP_TYPE {exp_type or '(missing)'} is not resampled"
-    if meta.exposure.effexptm is None or not meta.exposure.effexptm > 0:
-        return f"EFFEXPTM is {meta.exposure.effexptm}: drizzle needs a positive exposure time"
-    return None
-
-
+@step(STEP)
 def resample(
     exposure: Exposure,
     *,
@@ -288,7 +274,7 @@ def resample(
     pixmap_stepsize: float = 1.0,
     pixmap_order: int = 1,
     variance_mode: str = "jwst",
-) -> Resampled | Exposure:
+) -> Outcome:
     """Return the i2d of a 2-D cal exposure, or the exposure marked S_RESAMP=SKIPPED (see module doc).
 
     ``output_shape`` is ``(nx, ny)``; ``crpix`` 0-based ``(x, y)``; ``crval`` ``(ra, dec)``
@@ -298,20 +284,12 @@ def resample(
     ``"jwst"`` or ``"squared_weights"`` (module doc). Raises StepError for invalid parameters
     or an exposure without WCS or S_REGION.
     """
-    parameters = {
-        "pixfrac": pixfrac, "kernel": kernel, "fillval": fillval, "weight_type": weight_type,
-        "output_shape": output_shape, "crpix": crpix, "crval": crval, "rotation": rotation,
-        "pixel_scale_ratio": pixel_scale_ratio, "pixel_scale": pixel_scale,
-        "output_wcs": None if output_wcs is None else "custom", "enable_ctx": enable_ctx,
-        "enable_err": enable_err, "report_var": report_var, "propagate_dq": propagate_dq,
-        "pixmap_stepsize": pixmap_stepsize, "pixmap_order": pixmap_order, "variance_mode": variance_mode,
-    }
     _check_parameters(pixfrac, kernel, weight_type, pixmap_order, variance_mode,
                       {"output_shape": output_shape, "crpix": crpix, "crval": crval},
                       pixel_scale_ratio, pixel_scale)
-    reason = _reason_not_to_resample(exposure)
-    if reason is not None:
-        return skip(exposure, STEP, reason)
+    planned = plan_step(STEP, exposure.meta, cube=exposure.is_cube)
+    if not planned.runs:
+        raise StepSkipped(planned.reason)
     if exposure.wcs is None:
         raise StepError(STEP, "the exposure has no WCS (assign_wcs did not run or was skipped)")
     if isinstance(output_wcs, (str, bytes)) or hasattr(output_wcs, "__fspath__"):
@@ -335,11 +313,9 @@ def resample(
     region_text, region_notes = output_region(footprints, grid)
     meta = _i2d_meta(exposure.meta, grid, region_text, weight_type=weight_type, pixfrac=pixfrac,
                      kernel=kernel, fillval=fillval, enable_err=enable_err)
-    record = StepRecord(STEP, COMPLETE, parameters, {}, (*notes, *region_notes))
-    meta = meta.with_status("S_RESAMP", COMPLETE).evolve(provenance=(*meta.provenance, record))
     if not (enable_err and report_var):
         arrays.update(var_rnoise=None, var_flat=None, var_poisson=None)
-    return Resampled(**arrays, meta=meta, wcs=grid.wcs)
+    return Outcome(Resampled(**arrays, meta=meta, wcs=grid.wcs), (*notes, *region_notes))
 
 
 def _footprints(region: Any) -> list[np.ndarray] | None:

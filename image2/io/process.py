@@ -22,9 +22,10 @@ from image2.core.config import Config
 from image2.core.exposure import Exposure
 from image2.core.meta import Meta
 from image2.core.naming import product_filename, product_root
-from image2.core.pipeline import background_for, calibrate_steps, prepare
+from image2.core.pipeline import calibrate, calibrate_chunks
 from image2.core.references import References
 from image2.core.provenance import SKIPPED
+from image2.core.steps import needed_reftypes, reftype_steps, required_reftypes
 from image2.errors import Image2Error, InvalidInputError, MissingReferenceError
 from image2.io.association import load_input
 from image2.io.atomic import Staging
@@ -34,8 +35,7 @@ from image2.io.fits import ExposureFile, open_exposure, read_exposure
 from image2.io.i2d import read_output_wcs
 from image2.io.products import preview_of, stage_products
 from image2.io.reference_choices import ChosenReferences, reference_choices
-from image2.io.reference_store import (REFTYPE_STEPS, ReferenceStore, Resolution, needed_reftypes,
-                                       required_reftypes, resolve_references)
+from image2.io.reference_store import ReferenceStore, Resolution, resolve_references
 
 log = logging.getLogger(__name__)
 
@@ -105,8 +105,9 @@ def choose_references(meta: Meta, options: RunOptions, science: Path,
     store = _store(options.reference_dirs) if chosen is None else ChosenReferences(chosen)
     references, plan = resolve_references(meta, store, options.overrides)
     required = set(needed_reftypes(meta) if options.strict else required_reftypes(meta))
+    steps = reftype_steps()
     missing = tuple(reftype for reftype, item in plan.items()
-                    if item.origin == "none" and reftype in required and not config.skipped(REFTYPE_STEPS[reftype]))
+                    if item.origin == "none" and reftype in required and not config.skipped(steps[reftype]))
     if missing:
         raise MissingReferenceError(science, missing, exposure_label(meta))
     return references, plan
@@ -124,9 +125,10 @@ def skipped_steps(cal: Exposure, plan: Mapping[str, Resolution]) -> tuple[str, .
     """Return ``"<step> SKIPPED: <why>"`` for each step the cal product skipped, naming ``--ref TYPE=N/A``
     when the user declined the reference it needed."""
     declined: dict[str, list[str]] = {}
+    steps = reftype_steps()
     for reftype, item in plan.items():
         if item.origin == "override" and item.path is None:
-            declined.setdefault(REFTYPE_STEPS[reftype], []).append(f"--ref {reftype}=N/A")
+            declined.setdefault(steps[reftype], []).append(f"--ref {reftype}=N/A")
     return tuple(f"{record.step} SKIPPED: {', '.join(declined.get(record.step, ())) or '; '.join(record.notes)}"
                  for record in cal.meta.provenance if record.status == SKIPPED)
 
@@ -175,10 +177,9 @@ def _calibrate_cube(handle: ExposureFile, meta: Meta, references: References, co
     first chunk's calints record (its metadata and provenance are those of the whole product)."""
     nints, ny, nx = handle.shape
     step = max(1, CHUNK_BYTES // (ny * nx * 4))
-    first = handle.read(0, min(step, nints)).evolve(meta=meta)
-    prepared = prepare(references, first, config)
-    background = background_for(first, backgrounds, config)
-    products = calibrate_steps(first, prepared, config, background, len(backgrounds))
+    chunks = (handle.read(start, min(start + step, nints)).evolve(meta=meta) for start in range(0, nints, step))
+    calibrated = calibrate_chunks(chunks, references, config, backgrounds)
+    products = next(calibrated)
     _log_notes(products.cal, handle.path)
     out = options.output_dir
     cal_name = product_filename(root, "cal", cube=True)
@@ -189,12 +190,12 @@ def _calibrate_cube(handle: ExposureFile, meta: Meta, references: References, co
         if products.bsub is not None:
             bsub_writer = CubeWriter(stack.enter_context(staging.open(out / bsub_name, True)), products.bsub, nints,
                                      bsub_name)
-        for start in range(first.nints, nints, step):
-            chunk = handle.read(start, min(start + step, nints)).evolve(meta=meta)
-            chunk_products = calibrate_steps(chunk, prepared, config, background, len(backgrounds))
+        start = products.cal.nints
+        for chunk_products in calibrated:
             cal_writer.write(start, chunk_products.cal)
             if bsub_writer is not None:
                 bsub_writer.write(start, chunk_products.bsub)
+            start += chunk_products.cal.nints
     if options.preview:
         with staging.open(out / (Path(cal_name).stem + ".png"), True) as png_handle:
             png_handle.write(preview_of(products.cal, cal_name))
@@ -224,10 +225,7 @@ def process_product(association: Association, product: Product, options: RunOpti
                 if handle.is_cube:
                     cal = _calibrate_cube(handle, meta, references, config, backgrounds, root, options, staging)
                 else:
-                    exposure = handle.read().evolve(meta=meta)
-                    background = background_for(exposure, backgrounds, config)
-                    products = calibrate_steps(exposure, prepare(references, exposure, config), config, background,
-                                               len(backgrounds))
+                    products = calibrate(handle.read().evolve(meta=meta), references, config, backgrounds)
                     _log_notes(products.cal, science)
                     stage_products(staging, products, options.output_dir, root, preview=options.preview,
                                    replace_companions=True,

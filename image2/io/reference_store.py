@@ -28,8 +28,8 @@ from astropy.io import fits
 
 from image2.core.frozen import frozen_mapping
 from image2.core.meta import Meta
-from image2.core.plan import is_liger
 from image2.core.references import NOT_APPLICABLE, REFTYPES, References
+from image2.core.steps import needed_reftypes, reftype_order
 from image2.errors import InvalidInputError, ReferenceFileError
 from image2.io.atomic import atomic_write
 from image2.io.reference_readers import read_reference, source_of
@@ -64,21 +64,6 @@ ASDF_META_PATHS: Mapping[str, tuple[str, ...]] = frozen_mapping({
 """Where each indexed keyword lives in an ASDF reference's ``meta`` tree."""
 
 INDEXED_KEYS = tuple(ASDF_META_PATHS)
-
-JWST_IMAGING_REFTYPES = ("distortion", "filteroffset", "flat", "photom", "area")
-LIGER_REFTYPES = ("distortion", "dark", "flat", "photom", "area")
-NO_FILTEROFFSET = frozenset({"FGS"})
-STEP_ORDER = ("distortion", "filteroffset", "dark", "flat", "photom", "area")
-"""Reference types in the order the steps use them (assign_wcs, dark_current, flat_field, photom)."""
-
-REFTYPE_STEPS: Mapping[str, str] = frozen_mapping({
-    "distortion": "assign_wcs", "filteroffset": "assign_wcs", "dark": "dark_current", "flat": "flat_field",
-    "photom": "photom", "area": "photom",
-})
-"""The step that uses each reference type."""
-
-OPTIONAL_FILTEROFFSET = frozenset({"NIRISS"})
-"""JWST instruments whose FILTEROFFSET is optional (reference_files.md §7)."""
 
 MJD_EPOCH = dt.datetime(1858, 11, 17)
 
@@ -759,35 +744,9 @@ class Resolution:
     choice: Choice | None = None
 
 
-def needed_reftypes(meta: Meta) -> tuple[str, ...]:
-    """Return the reference types the exposure's stage-2 steps use (pipeline.md §2).
-
-    JWST imaging: distortion and filteroffset (assign_wcs; FGS has no filter offsets), flat,
-    photom and area. Liger/IRIS additionally run dark_current with a rate-level dark.
-    """
-    if is_liger(meta):
-        return LIGER_REFTYPES
-    if (meta.instrument.name or "").upper() in NO_FILTEROFFSET:
-        return tuple(t for t in JWST_IMAGING_REFTYPES if t != "filteroffset")
-    return JWST_IMAGING_REFTYPES
-
-
-def required_reftypes(meta: Meta) -> tuple[str, ...]:
-    """Return the needed types without which the exposure is not fully calibrated: a missing one fails it.
-
-    JWST imaging: every needed type, except NIRISS's optional FILTEROFFSET. Liger/IRIS: the flat
-    only; its dark, photom and area are optional and its WCS comes from the FITS keywords.
-    """
-    if is_liger(meta):
-        return ("flat",)
-    if (meta.instrument.name or "").upper() in OPTIONAL_FILTEROFFSET:
-        return tuple(t for t in needed_reftypes(meta) if t != "filteroffset")
-    return needed_reftypes(meta)
-
-
 def _ordered(reftypes: Iterable[str]) -> tuple[str, ...]:
     wanted = set(reftypes)
-    return tuple(t for t in STEP_ORDER if t in wanted)
+    return tuple(t for t in reftype_order() if t in wanted)
 
 
 def plan_references(meta: Meta, store: ReferenceStore | None,

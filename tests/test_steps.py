@@ -1,0 +1,113 @@
+"""The step registry: one declaration per step (and per family variant) that everything else derives from."""
+
+from __future__ import annotations
+
+import inspect
+
+import pytest
+
+from image2.core.config import defaults
+from image2.core.meta import ExposureInfo, Instrument, Meta
+from image2.core.naming import product_filename, strip_suffix
+from image2.core.plan import plan_step, plan_steps
+from image2.core.references import REFTYPES
+from image2.core.steps import (
+    JWST,
+    LIGER,
+    STEPS,
+    declaration,
+    family_of,
+    needed_reftypes,
+    reftype_order,
+    required_reftypes,
+    status_keyword,
+    step_names,
+    steps_for,
+)
+
+
+def meta(instrument: str, exp_type: str | None = None, **exposure) -> Meta:
+    return Meta(instrument=Instrument(name=instrument), exposure=ExposureInfo(type=exp_type, **exposure))
+
+
+# The required reference types per instrument (issue 12): a missing one fails the exposure.
+@pytest.mark.parametrize("instrument, needed, required", [
+    ("NIRCAM", ("distortion", "filteroffset", "flat", "photom", "area"),
+     ("distortion", "filteroffset", "flat", "photom", "area")),
+    ("MIRI", ("distortion", "filteroffset", "flat", "photom", "area"),
+     ("distortion", "filteroffset", "flat", "photom", "area")),
+    ("NIRISS", ("distortion", "filteroffset", "flat", "photom", "area"), ("distortion", "flat", "photom", "area")),
+    ("FGS", ("distortion", "flat", "photom", "area"), ("distortion", "flat", "photom", "area")),
+    ("LIGER", ("distortion", "dark", "flat", "photom", "area"), ("flat",)),
+    ("IRIS", ("distortion", "dark", "flat", "photom", "area"), ("flat",)),
+])
+def test_needed_and_required_reference_types_per_instrument(instrument, needed, required):
+    assert needed_reftypes(meta(instrument)) == needed
+    assert required_reftypes(meta(instrument)) == required
+
+
+def test_every_declaration_names_a_decorated_function_taking_its_inputs():
+    for declared in STEPS:
+        function = declared.function
+        assert callable(getattr(function, "run", None)), declared.name
+        parameters = inspect.signature(function).parameters
+        assert all(taken in parameters for taken in declared.takes), declared.name
+        assert set(declared.takes) <= {*REFTYPES, "background"}, declared.name
+
+
+def test_each_family_runs_every_step_once_in_one_order():
+    order = ("bkg_subtract", "parse_subarray_map", "assign_wcs", "dark_current", "flat_field", "photom", "resample")
+    assert step_names() == order
+    for family in (JWST, LIGER):
+        assert tuple(declared.name for declared in steps_for(family)) == order
+    assert declaration("dark_current", LIGER).family == LIGER and declaration("flat_field", LIGER).family is None
+    assert family_of(meta("IRIS")) == LIGER and family_of(meta("NIRCAM")) == JWST
+
+
+def test_status_keywords_and_reference_order_come_from_the_declarations():
+    assert [status_keyword(name) for name in step_names()] == [
+        "S_BKDSUB", None, "S_WCS", "S_DARK", "S_FLAT", "S_PHOTOM", "S_RESAMP"]
+    assert reftype_order() == ("distortion", "filteroffset", "dark", "flat", "photom", "area")
+
+
+def test_configuration_defaults_are_the_declared_functions_keywords():
+    table = defaults()
+    for declared in STEPS:
+        signature = inspect.signature(declared.configured)
+        for parameter in signature.parameters.values():
+            if parameter.kind is inspect.Parameter.KEYWORD_ONLY:
+                assert table[declared.name][parameter.name] == parameter.default
+    assert set(table["bkg_subtract"]) == {"skip", "sigma", "maxiters", "save_combined_background", "save_results"}
+
+
+def test_product_names_come_from_the_declared_products():
+    assert product_filename("x", "i2d") == "x_i2d.fits"
+    assert product_filename("x", "bsub", cube=True) == "x_bsubints.fits"
+    assert product_filename("x", "cal", cube=True) == "x_calints.fits"
+    assert product_filename("x", "combinedbackground", cube=True) == "x_combinedbackground.fits"
+    with pytest.raises(ValueError):
+        product_filename("x", "crf")
+    for declared in STEPS:
+        assert strip_suffix(f"x_{declared.name}") == "x"
+
+
+def test_the_one_rule_of_which_exposures_are_resampled():
+    imaging = meta("NIRCAM", "NRC_IMAGE", effexptm=10.0)
+    assert plan_step("resample", imaging, cube=False).runs
+    assert not plan_step("resample", imaging, cube=True).applies
+    assert not plan_step("resample", meta("NIRCAM", "NRC_CORON", effexptm=10.0), cube=False).applies
+    timeless = plan_step("resample", meta("NIRCAM", "NRC_IMAGE", effexptm=0.0), cube=False)
+    assert timeless.applies and not timeless.runs and "EFFEXPTM" in timeless.reason
+    tso = plan_step("resample", meta("NIRCAM", "NRC_IMAGE", effexptm=10.0, tsovisit=True), cube=False)
+    assert tso.applies and not tso.runs and tso.reason == "time-series exposure"
+    planned = {step.name: step for step in plan_steps(meta("NIRCAM", "NRC_IMAGE"), cube=False)}
+    assert planned["resample"].reason == plan_step("resample", meta("NIRCAM", "NRC_IMAGE"), cube=False).reason
+
+
+def test_dark_current_applies_to_jwst_only_with_a_dark_and_always_to_liger():
+    jwst = {s.name: s for s in plan_steps(meta("NIRCAM", "NRC_IMAGE", effexptm=1.0), cube=False)}
+    with_dark = {s.name: s for s in plan_steps(meta("NIRCAM", "NRC_IMAGE", effexptm=1.0), cube=False,
+                                               supplied=("dark",))}
+    liger = {s.name: s for s in plan_steps(meta("IRIS", "IRIS_IMAGE"), cube=False)}
+    assert not jwst["dark_current"].applies and with_dark["dark_current"].runs
+    assert liger["dark_current"].runs and liger["dark_current"].reason == "Liger/IRIS exposure"
