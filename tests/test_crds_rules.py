@@ -454,3 +454,14 @@ def test_without_crds_the_rules_are_a_clear_error(shared_cache, monkeypatch):
     with pytest.raises(InvalidInputError, match=r"crds: choosing by CRDS rules needs the crds package"):
         CrdsRules(CrdsCache.at(shared_cache)).select(exposure(), "flat")
     assert os.environ["CRDS_SERVER_URL"] == "https://crds.invalid"
+
+
+def test_an_ambiguous_header_match_is_flagged_for_the_command_to_report(tmp_path):
+    refs = tmp_path / "refs"
+    refs.mkdir()
+    for name in ("a.fits", "b.fits"):
+        make_flat(refs / name, SMALL, **IMAGING_ONLY)
+    origins = reference_origins(exposure(), ReferenceStore([refs], tmp_path / "index"))
+    assert origins["flat"].ambiguous and origins["flat"].path is None
+    assert "a.fits, b.fits match equally well" in origins["flat"].summary
+    assert not origins["photom"].ambiguous

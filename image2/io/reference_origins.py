@@ -51,7 +51,8 @@ class Origin:
 
     ``summary`` says where in words (``--ref``, ``rmap X of context Y``, ``header match``,
     or why nothing); ``matched`` how the chosen file matched; ``refused`` the closest
-    candidates of an unfilled type with why each was refused, ``unlisted`` how many more.
+    candidates of an unfilled type with why each was refused, ``unlisted`` how many more;
+    ``ambiguous`` marks a header match between equally good files (an error to report).
     """
 
     reftype: str
@@ -62,6 +63,7 @@ class Origin:
     matched: tuple[str, ...] = attrs.field(default=(), converter=tuple)
     refused: tuple[Rejection, ...] = attrs.field(default=(), converter=tuple)
     unlisted: int = 0
+    ambiguous: bool = False
 
 
 def reference_origins(meta: Meta, selector: ReferenceSelector | None,
@@ -90,7 +92,7 @@ def origin_of(meta: Meta, item: Resolution, selector: ReferenceSelector | None, 
         return Origin(item.reftype, HEADER, choice.source, HEADER, choice.path, choice.matched)
     refused = closest_candidates(meta, choice, _header_store(selector))
     return Origin(item.reftype, NONE, NOT_APPLICABLE, choice.explanation(), refused=refused[:closest],
-                  unlisted=max(0, len(refused) - closest) + choice.other_detectors)
+                  unlisted=max(0, len(refused) - closest) + choice.other_detectors, ambiguous=bool(choice.ambiguous))
 
 
 def _header_store(selector: ReferenceSelector | None) -> ReferenceStore | None:
