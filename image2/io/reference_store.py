@@ -6,7 +6,9 @@ ours (never in a reference folder) and refreshes it from file mtimes and sizes. 
 follows reference_files.md §10: every selection keyword present in a reference must match the
 exposure (exact, ``ANY``/``N/A``/``GENERIC`` wildcards, ``P_*`` patterns with ``|``
 alternatives); among the matches the most specific one, then the newest USEAFTER not later
-than the exposure start, wins; two equally good files are reported as ambiguous.
+than the exposure start, wins; two equally good files are reported as ambiguous. A time-series
+imaging exposure is served by the imaging references when none names its own EXP_TYPE
+(:func:`imaging_stand_in`), as the CRDS rules do.
 """
 
 from __future__ import annotations
@@ -191,6 +193,33 @@ def match_key(key: str, reference: Mapping[str, str], value: str | None) -> tupl
     if rule is None:
         return True, f"{key} not constrained", False
     return apply_rule(rule, value)
+
+
+TSO_IMAGING_STAND_INS: Mapping[str, str] = frozen_mapping({"NRC_TSIMAGE": "NRC_IMAGE"})
+"""The imaging EXP_TYPE whose references serve each time-series imaging EXP_TYPE.
+
+An imaging exposure with TSOVISIT=T keeps an imaging EXP_TYPE (MIR_IMAGE, NRC_IMAGE, ...) and
+matches those references as it is; only NIRCam has an EXP_TYPE of its own for imaging TSO.
+"""
+
+
+def imaging_stand_in(exposure: Mapping[str, str | None], constraints: Iterable[Iterable[Rule]]) -> str | None:
+    """Return the EXP_TYPE to match in place of a time-series imaging exposure's own, or None.
+
+    CRDS serves NRC_TSIMAGE with the imaging (NRC_IMAGE) references of the exposure's detector,
+    filter and pupil, although their headers say EXP_TYPE=NRC_IMAGE and carry no P_EXP_TY. The
+    header match does the same unless one of the candidates (``constraints``: each one's rules)
+    fits the exposure in every other keyword and names its own EXP_TYPE, exactly or in P_EXP_TY.
+    """
+    own = exposure.get("EXP_TYPE")
+    stand_in = TSO_IMAGING_STAND_INS.get(own or "")
+    if stand_in is None:
+        return None
+    for rules in map(tuple, constraints):
+        names_own = any(r.key == "EXP_TYPE" and not r.wildcard and own in r.allowed for r in rules)
+        if names_own and all(apply_rule(r, exposure.get(r.key))[0] for r in rules if r.key != "EXP_TYPE"):
+            return None
+    return stand_in
 
 
 @attrs.frozen
@@ -674,6 +703,12 @@ class ReferenceStore:
         passed: list[tuple[int, dt.datetime, Candidate, tuple[str, ...]]] = []
         pool = group.for_detector(exposure["DETECTOR"])
         others = len(group.candidates) - len(pool)
+        served: tuple[str, ...] = ()
+        stand_in = imaging_stand_in(exposure, (c.rules for c in pool))
+        if stand_in is not None:
+            served = (f"EXP_TYPE {exposure['EXP_TYPE']} served by {stand_in} references (no {reftype.upper()} "
+                      f"reference names {exposure['EXP_TYPE']})",)
+            exposure = {**exposure, "EXP_TYPE": stand_in}
         for candidate in pool:
             reason, specificity, how = self._verdict(candidate, reftype, exposure, start)
             if reason:
@@ -684,7 +719,7 @@ class ReferenceStore:
             detector = f" {exposure['DETECTOR']}" if exposure["DETECTOR"] else ""
             return Choice(reftype, rejected=rejected, other_detectors=others,
                           note=f"none of {len(pool)} {reftype.upper()} reference(s) for {instrument}{detector} "
-                               "matched"), []
+                               f"matched{'; ' + served[0] if served else ''}"), []
         passed.sort(key=lambda item: (item[0], item[1]), reverse=True)
         best_specificity, best_useafter, best, how = passed[0]
         ties = [c for s, u, c, _ in passed if (s, u) == (best_specificity, best_useafter)]
@@ -698,7 +733,7 @@ class ReferenceStore:
         if len(ties) > 1:
             return Choice(reftype, rejected=rejected, ambiguous=tuple(c.path for c in ties),
                           useafter=useafter_text, other_detectors=others), candidates
-        return Choice(reftype, path=best.path, matched=how, useafter=useafter_text, rejected=rejected,
+        return Choice(reftype, path=best.path, matched=(*how, *served), useafter=useafter_text, rejected=rejected,
                       other_detectors=others), candidates
 
     @staticmethod
