@@ -31,6 +31,7 @@ from scipy.interpolate import RectBivariateSpline
 
 from image2.core.dq import RESAMPLE_GOOD_BITS, good_pixels
 from image2.core.exposure import Exposure
+from image2.core.fast_transform import mapped_pixels
 from image2.core.frozen import readonly
 from image2.core.meta import Meta, Pointing, StepRecord
 from image2.core.nan_sync import nan_synced
@@ -135,17 +136,9 @@ def pixel_map(input_wcs: Any, output_wcs: Any, shape: tuple[int, int], *, stepsi
         coarse = _interpolated_map(input_wcs, output_wcs, shape, (xmin, xmax, ymin, ymax), stepsize, order)
         if coarse is not None:
             return coarse
-    forward, backward = input_wcs.forward_transform, output_wcs.backward_transform
-    pixmap = np.empty((ny, nx, 2), dtype=np.float64)
-    x = np.arange(nx, dtype=np.float64)
     rows = max(1, PIXMAP_BLOCK // max(nx, 1))
-    for start in range(0, ny, rows):
-        stop = min(ny, start + rows)
-        xx, yy = np.meshgrid(x, np.arange(start, stop, dtype=np.float64))
-        boxed = not _inside_box(box, (0, nx - 1, start, stop - 1))
-        world = forward(xx, yy, with_bounding_box=boxed, fill_value=np.nan)
-        pixmap[start:stop, :, 0], pixmap[start:stop, :, 1] = backward(*world)
-    return pixmap
+    return mapped_pixels(input_wcs.forward_transform, output_wcs.backward_transform, shape, rows,
+                         lambda start, stop: not _inside_box(box, (0, nx - 1, start, stop - 1)))
 
 
 def _inside_box(box: Any, limits: tuple[int, int, int, int]) -> bool:
