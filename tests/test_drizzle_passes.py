@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 from drizzle.resample import Drizzle
 
+from image2.core import coadd
 from image2.core.drizzle_passes import drizzle_passes
 
 SHAPE_IN, SHAPE_OUT = (60, 70), (75, 80)
@@ -31,7 +34,9 @@ def inputs(seed: int = 1) -> tuple[np.ndarray, list[np.ndarray | None], dict]:
 
 def alone(data, common, kernel):
     driz = Drizzle(kernel=kernel, fillval="NAN", out_shape=SHAPE_OUT, begin_ctx_id=0, max_ctx_id=0)
-    driz.add_image(data, **common)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        driz.add_image(data, **common)
     return driz
 
 
@@ -39,31 +44,38 @@ def bits(a: np.ndarray) -> bytes:
     return np.ascontiguousarray(a).tobytes()
 
 
-@pytest.mark.parametrize("processes", [1, 2])
-@pytest.mark.parametrize("kernel", ["square", "turbo", "point"])
-def test_each_pass_is_bit_identical_to_drizzle_alone(processes, kernel):
+@pytest.mark.parametrize(("processes", "fused"), [(1, False), (2, False), (1, True)])
+@pytest.mark.parametrize("kernel", ["square", "turbo", "point", "gaussian", "lanczos3"])
+def test_each_pass_is_bit_identical_to_drizzle_alone(processes, fused, kernel):
+    if fused and not coadd.available():
+        pytest.skip("the compiled one-pass kernel is not built")
     data, variances, common = inputs()
     variances[1] = None  # an absent variance has no pass
-    passes = drizzle_passes(data, variances, common, kernel=kernel, fillval="NAN", enable_ctx=True,
-                            shape=SHAPE_OUT, processes=processes)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        passes = drizzle_passes(data, variances, common, kernel=kernel, fillval="NAN", enable_ctx=True,
+                                shape=SHAPE_OUT, processes=processes, fused=fused)
     sci = alone(data, common, kernel)
     assert bits(passes.sci) == bits(sci.out_img) and bits(passes.wht) == bits(sci.out_wht)
     assert bits(passes.con) == bits(sci.out_ctx)
     assert passes.deviations[1] is None
     for index in (0, 2):
-        with np.errstate(invalid="ignore"):
+        with np.errstate(invalid="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
             expected = Drizzle(kernel=kernel, fillval=np.nan, out_shape=SHAPE_OUT, disable_ctx=True)
             expected.add_image(np.sqrt(variances[index]), **common)
         assert bits(passes.deviations[index]) == bits(expected.out_img)
         assert np.isnan(passes.deviations[index]).any()
 
 
-def test_warnings_of_the_sci_pass_are_returned():
+@pytest.mark.parametrize("fused", [False, True])
+def test_warnings_of_the_sci_pass_are_returned(fused):
     data, variances, common = inputs()
-    passes = drizzle_passes(data, variances, common, kernel="gaussian", fillval="NAN", enable_ctx=False,
-                            shape=SHAPE_OUT, processes=2)
+    passes = drizzle_passes(data, variances, common, kernel="lanczos2", fillval="NAN", enable_ctx=False,
+                            shape=SHAPE_OUT, processes=2, fused=fused)
     assert passes.con is None
-    assert any("not a flux-conserving kernel" in text for text in passes.warnings)
+    assert passes.warnings == ("Kernel 'lanczos2' is not a flux-conserving kernel.",
+                               "In lanczos kernel, pixel_fraction is ignored and assumed to be 1.0")
 
 
 def test_a_failing_child_raises_its_error_here():
@@ -71,4 +83,4 @@ def test_a_failing_child_raises_its_error_here():
     variances[2] = variances[2][:10]  # wrong shape: the child's pass fails
     with pytest.raises(ValueError, match="shape"):
         drizzle_passes(data, variances, common, kernel="square", fillval="NAN", enable_ctx=True,
-                       shape=SHAPE_OUT, processes=2)
+                       shape=SHAPE_OUT, processes=2, fused=False)

@@ -1,11 +1,13 @@
 """The drizzle passes of one exposure (SCI/WHT/CON, then each variance as a standard deviation), on two cores.
 
-drizzle's compiled ``tdriz`` holds the GIL, so passes in threads run one after the other, and
-splitting one pass by rows would change the order of the sums (and the bits). Whole passes
-are independent, though: :func:`drizzle_passes` runs half of them in a forked child, which
-sees the inputs copy-on-write and writes its outputs into shared memory, while this process
-runs the other half. Each output is bit-identical to the same pass run alone. Without
-``os.fork`` or a second usable core the passes run here, one after the other.
+When the compiled one-pass kernel (:mod:`image2.core.coadd`) reproduces the call, SCI and every
+deviation are co-added from one overlap computation, on output-row bands over threads.
+Otherwise drizzle's own passes run: its compiled ``tdriz`` holds the GIL, so passes in threads
+run one after the other, and splitting one pass by rows would change the order of the sums
+(and the bits). Whole passes are independent, though: half of them run in a forked child,
+which sees the inputs copy-on-write and writes its outputs into shared memory, while this
+process runs the other half. Either way each output is bit-identical to the same pass run
+alone. Without ``os.fork`` or a second usable core the passes run here, one after the other.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from typing import Any
 import attrs
 import numpy as np
 from drizzle.resample import Drizzle
+
+from image2.core import coadd
 
 _STATUS_BYTES = 4096
 """Room in the shared block for the child's pickled error, if it fails."""
@@ -73,13 +77,17 @@ def deviation_pass(variance: np.ndarray, common: Mapping[str, Any], *, kernel: s
 def drizzle_passes(data: np.ndarray, variances: Sequence[np.ndarray | None], common: Mapping[str, Any], *,
                    kernel: str, fillval: str, enable_ctx: bool, shape: tuple[int, int],
                    dq: np.ndarray | None = None, data2: Sequence[np.ndarray | None] | None = None,
-                   fillval2: str | None = None, processes: int | None = None) -> Drizzled:
-    """Run the SCI pass and one deviation pass per variance (None: no pass), on up to ``processes`` processes.
+                   fillval2: str | None = None, processes: int | None = None, fused: bool = True) -> Drizzled:
+    """Run the SCI pass and one deviation pass per variance (None: no pass), in one fused pass or on processes.
 
     ``common`` are the ``add_image`` keywords shared by every pass (pixel map, weights, ranges,
-    scales). ``processes`` defaults to 2 when two cores are usable and ``os.fork`` exists.
+    scales). ``fused=False`` forces drizzle's own passes, on up to ``processes`` processes
+    (default 2 when two cores are usable and ``os.fork`` exists).
     """
     present = [index for index, variance in enumerate(variances) if variance is not None]
+    if fused and coadd.supports(common, data2):
+        return _one_pass(data, variances, common, kernel=kernel, fillval=fillval, enable_ctx=enable_ctx,
+                         shape=shape, dq=dq, threads=2 if usable_cores() >= 2 else 1)
     if processes is None:
         processes = 2 if usable_cores() >= 2 and hasattr(os, "fork") else 1
     away = present[len(present) // 2:] if processes >= 2 and len(present) >= 2 else []
@@ -99,6 +107,30 @@ def drizzle_passes(data: np.ndarray, variances: Sequence[np.ndarray | None], com
                     dq=driz.out_dq if dq is not None else None,
                     sci2=tuple(driz.out_img2) if data2 is not None else None,
                     deviations=tuple(deviations), warnings=caught)
+
+
+def _one_pass(data: np.ndarray, variances: Sequence[np.ndarray | None], common: Mapping[str, Any], *, kernel: str,
+              fillval: str, enable_ctx: bool, shape: tuple[int, int], dq: np.ndarray | None,
+              threads: int) -> Drizzled:
+    """SCI and every deviation co-added in one pass of the compiled kernel (same outputs as the passes)."""
+    present = [index for index, variance in enumerate(variances) if variance is not None]
+    with warnings.catch_warnings(), np.errstate(invalid="ignore"):
+        warnings.simplefilter("ignore")
+        deviations = [np.sqrt(variances[index]) for index in present]
+    context = np.zeros((1, *shape), dtype=np.int32) if enable_ctx else None
+    out_dq = np.zeros(shape, dtype=np.uint32) if dq is not None else None
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        outputs, counts = coadd.coadd([data, *deviations], common, kernel=kernel,
+                                      fills=[fillval, *([np.nan] * len(deviations))], shape=shape,
+                                      context=None if context is None else context[0], dq=dq, out_dq=out_dq,
+                                      threads=threads)
+    del deviations
+    drizzled: list[np.ndarray | None] = [None] * len(variances)
+    for index, output in zip(present, outputs[1:], strict=True):
+        drizzled[index] = output
+    return Drizzled(sci=outputs[0], wht=counts, con=context, dq=out_dq, sci2=None, deviations=tuple(drizzled),
+                    warnings=tuple(dict.fromkeys(str(w.message) for w in caught)))
 
 
 @attrs.define
