@@ -24,6 +24,7 @@ import numpy as np
 from drizzle.resample import Drizzle
 
 from image2.core import coadd
+from image2.core.parallel import usable_cores
 
 _STATUS_BYTES = 4096
 """Room in the shared block for the child's pickled error, if it fails."""
@@ -40,11 +41,6 @@ class Drizzled:
     sci2: tuple[np.ndarray, ...] | None
     deviations: tuple[np.ndarray | None, ...]
     warnings: tuple[str, ...]
-
-
-def usable_cores() -> int:
-    """The cores this process may run on."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def sci_pass(data: np.ndarray, common: Mapping[str, Any], *, kernel: str, fillval: str, enable_ctx: bool,

@@ -15,7 +15,6 @@ GIL inside each leaf's array arithmetic.
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -23,6 +22,8 @@ from typing import Any
 import numpy as np
 from astropy.modeling import CompoundModel, Model
 from astropy.modeling.mappings import Mapping
+
+from image2.core.parallel import usable_cores
 
 Plan = Callable[..., tuple[np.ndarray, ...]]
 
@@ -122,10 +123,6 @@ def evaluate(model: Model, *inputs: Any, with_bounding_box: bool = False,
     return tuple(outputs)
 
 
-def _threads() -> int:
-    return max(1, min(2, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
-
-
 def mapped_pixels(forward: Model, backward: Model, shape: tuple[int, int], rows: int,
                   boxed: Callable[[int, int], bool], *, threads: int | None = None) -> np.ndarray:
     """Return the ``(ny, nx, 2)`` output pixel (x, y) of every input pixel centre, ``rows`` rows per block.
@@ -146,7 +143,7 @@ def mapped_pixels(forward: Model, backward: Model, shape: tuple[int, int], rows:
         pixmap[start:stop, :, 0], pixmap[start:stop, :, 1] = evaluate(backward, *world, compiled=backward_plan)
 
     starts = range(0, ny, rows)
-    workers = min(threads or _threads(), math.ceil(ny / rows) if rows else 1)
+    workers = min(threads or min(2, usable_cores()), math.ceil(ny / rows) if rows else 1)
     if workers <= 1:
         for start in starts:
             block(start)
