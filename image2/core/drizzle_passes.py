@@ -73,17 +73,20 @@ def deviation_pass(variance: np.ndarray, common: Mapping[str, Any], *, kernel: s
 def drizzle_passes(data: np.ndarray, variances: Sequence[np.ndarray | None], common: Mapping[str, Any], *,
                    kernel: str, fillval: str, enable_ctx: bool, shape: tuple[int, int],
                    dq: np.ndarray | None = None, data2: Sequence[np.ndarray | None] | None = None,
-                   fillval2: str | None = None, processes: int | None = None, fused: bool = True) -> Drizzled:
+                   fillval2: str | None = None, processes: int | None = None, fused: bool = True,
+                   threads: int | None = None) -> Drizzled:
     """Run the SCI pass and one deviation pass per variance (None: no pass), in one fused pass or on processes.
 
     ``common`` are the ``add_image`` keywords shared by every pass (pixel map, weights, ranges,
-    scales). ``fused=False`` forces drizzle's own passes, on up to ``processes`` processes
-    (default 2 when two cores are usable and ``os.fork`` exists).
+    scales). The fused pass runs on ``threads`` output-row bands (default: 2 when two cores are
+    usable; 1 suits a worker that shares the cores with others). ``fused=False`` forces
+    drizzle's own passes, on up to ``processes`` processes (default as ``threads``, and only
+    where ``os.fork`` exists).
     """
     present = [index for index, variance in enumerate(variances) if variance is not None]
     if fused and coadd.supports(common, data2):
         return _one_pass(data, variances, common, kernel=kernel, fillval=fillval, enable_ctx=enable_ctx,
-                         shape=shape, dq=dq, threads=2 if usable_cores() >= 2 else 1)
+                         shape=shape, dq=dq, threads=threads or (2 if usable_cores() >= 2 else 1))
     if processes is None:
         processes = 2 if usable_cores() >= 2 and hasattr(os, "fork") else 1
     away = present[len(present) // 2:] if processes >= 2 and len(present) >= 2 else []
