@@ -20,17 +20,17 @@ from __future__ import annotations
 
 import math
 import re
-import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import attrs
 import numpy as np
-from drizzle.resample import Drizzle
 from scipy.interpolate import RectBivariateSpline
 
 from image2.core.dq import RESAMPLE_GOOD_BITS, good_pixels
+from image2.core.drizzle_passes import drizzle_passes
 from image2.core.exposure import Exposure
+from image2.core.fast_transform import mapped_pixels
 from image2.core.frozen import readonly
 from image2.core.meta import Meta, Pointing
 from image2.core.nan_sync import nan_synced
@@ -135,17 +135,9 @@ def pixel_map(input_wcs: Any, output_wcs: Any, shape: tuple[int, int], *, stepsi
         coarse = _interpolated_map(input_wcs, output_wcs, shape, (xmin, xmax, ymin, ymax), stepsize, order)
         if coarse is not None:
             return coarse
-    forward, backward = input_wcs.forward_transform, output_wcs.backward_transform
-    pixmap = np.empty((ny, nx, 2), dtype=np.float64)
-    x = np.arange(nx, dtype=np.float64)
     rows = max(1, PIXMAP_BLOCK // max(nx, 1))
-    for start in range(0, ny, rows):
-        stop = min(ny, start + rows)
-        xx, yy = np.meshgrid(x, np.arange(start, stop, dtype=np.float64))
-        boxed = not _inside_box(box, (0, nx - 1, start, stop - 1))
-        world = forward(xx, yy, with_bounding_box=boxed, fill_value=np.nan)
-        pixmap[start:stop, :, 0], pixmap[start:stop, :, 1] = backward(*world)
-    return pixmap
+    return mapped_pixels(input_wcs.forward_transform, output_wcs.backward_transform, shape, rows,
+                         lambda start, stop: not _inside_box(box, (0, nx - 1, start, stop - 1)))
 
 
 def _inside_box(box: Any, limits: tuple[int, int, int, int]) -> bool:
@@ -344,45 +336,35 @@ def _drizzled(exposure: Exposure, grid: OutputGrid, *, pixfrac: float, kernel: s
               "pixfrac": pixfrac, "in_units": "cps", "xmin": xmin, "xmax": xmax, "ymin": ymin, "ymax": ymax}
     squared = enable_err and variance_mode == "squared_weights"
     variances = [getattr(exposure, name) for name in VARIANCE_NAMES]
-    driz = Drizzle(kernel=kernel, fillval=fillval, out_shape=shape, begin_ctx_id=0, max_ctx_id=0,
-                   disable_ctx=not enable_ctx, fillval2="NaN" if squared else None)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        driz.add_image(data, dq=exposure.dq if propagate_dq else None,
-                       data2=variances if squared else None, **common)
-    notes += tuple(dict.fromkeys(str(w.message) for w in caught))
+    passes = drizzle_passes(data, variances if enable_err and not squared else [], common, kernel=kernel,
+                            fillval=fillval, enable_ctx=enable_ctx, shape=shape,
+                            dq=exposure.dq if propagate_dq else None, data2=variances if squared else None,
+                            fillval2="NaN" if squared else None)
+    notes += passes.warnings
     out: dict[str, np.ndarray | None] = {
-        "sci": driz.out_img, "wht": driz.out_wht, "con": driz.out_ctx if enable_ctx else None,
-        "dq": driz.out_dq if propagate_dq else None, "err": None,
+        "sci": passes.sci, "wht": passes.wht, "con": passes.con, "dq": passes.dq, "err": None,
         "var_rnoise": None, "var_flat": None, "var_poisson": None,
     }
     if not enable_err:
         return out, notes
     if squared:
-        resampled = dict(zip(VARIANCE_NAMES, driz.out_img2, strict=True))
+        resampled = dict(zip(VARIANCE_NAMES, passes.sci2, strict=True))
     else:
-        resampled = _jwst_variances(exposure, grid, weight_type, common, kernel)
+        drizzled = {name: deviation**2 for name, deviation in zip(VARIANCE_NAMES, passes.deviations, strict=True)
+                    if deviation is not None}
+        resampled = _jwst_variances(exposure, grid, weight_type, drizzled)
     out.update(resampled)
     out["err"] = _error(resampled)
     return out, notes
 
 
-def _jwst_variances(exposure: Exposure, grid: OutputGrid, weight_type: str, common: dict[str, Any],
-                    kernel: str) -> dict[str, np.ndarray]:
-    """Return VAR_RNOISE/VAR_FLAT/VAR_POISSON propagated as jwst 3.0 does (§7.3, precision rules)."""
+def _jwst_variances(exposure: Exposure, grid: OutputGrid, weight_type: str,
+                    drizzled: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Return VAR_RNOISE/VAR_FLAT/VAR_POISSON propagated as jwst 3.0 does (§7.3, precision rules).
+
+    ``drizzled`` holds the squared drizzled deviation of each variance present.
+    """
     shape = grid.shape
-    drizzled: dict[str, np.ndarray] = {}
-    for name in VARIANCE_NAMES:
-        variance = getattr(exposure, name)
-        if variance is None:
-            continue
-        driz = Drizzle(out_shape=shape, kernel=kernel, fillval=np.nan, disable_ctx=True)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            with np.errstate(invalid="ignore"):
-                deviation = np.sqrt(variance)
-            driz.add_image(data=deviation, **common)
-        drizzled[name] = driz.out_img**2
     if weight_type == "exptime":
         weight = np.full(shape, _measurement_time(exposure.meta))
     elif "var_rnoise" in drizzled:
