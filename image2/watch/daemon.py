@@ -37,7 +37,8 @@ import structlog
 from image2._version import __version__
 from image2.errors import Image2Error, InvalidInputError
 from image2.io.association import load_association
-from image2.io.process import process_input, validate_input
+from image2.run.executors import process_pool, stop_executor
+from image2.run.process import process_input, validate_input
 from image2.watch import tasks
 from image2.watch.identity import FileStat, content_digest, stat_of
 from image2.watch.ledger import (
@@ -130,7 +131,7 @@ class Daemon:
         self,
         config: WatchConfig,
         process: tasks.Process = process_input,
-        validate: tasks.Validate = validate_input,
+        validate: Callable[[Path], None] = validate_input,
         executor: Callable[[int], concurrent.futures.Executor] | None = None,
         log: Any = None,
         prepare: Callable[[Path, Any], Any] | None = None,
@@ -140,7 +141,7 @@ class Daemon:
         self.selector = config.selector
         self._process = process
         self._validate = validate
-        self._new_executor = executor or tasks.process_pool
+        self._new_executor = executor or process_pool
         self.log = log if log is not None else structlog.get_logger("image2.watch")
         self.wake = threading.Event()
         self.hints = Hints(HINT_CAPACITY, self.wake)
@@ -550,7 +551,7 @@ class Daemon:
                 self._fail(item, f"gave up after {item.attempts} attempts: {item.error}", invalid=False)
                 continue
             item = self._ledger.start(item.id)
-            task = tasks.Task(item.id, item.path, self._options_for(item), self._process, self._validate)
+            task = tasks.Task(item.id, item.path, self._options_for(item), self._process)
             try:
                 future = self._executor.submit(tasks.run_task, task)
             except (BrokenProcessPool, RuntimeError) as error:
@@ -573,7 +574,7 @@ class Daemon:
         old, self._executor = self._executor, None
         if old is not None:
             with contextlib.suppress(Exception):
-                tasks.stop_executor(old, abandon=True)
+                stop_executor(old, abandon=True)
         self._executor = self._new_executor(self.config.workers)
         self._warm_up()
 
@@ -700,6 +701,6 @@ class Daemon:
         abandoned = bool(self._in_flight)
         self._in_flight.clear()
         if self._executor is not None:
-            tasks.stop_executor(self._executor, abandon=abandoned)
+            stop_executor(self._executor, abandon=abandoned)
         self._ledger.daemon_stopped()
         self.log.info("stopped", reason=self._stop_reason, **self._ledger.counts())

@@ -22,7 +22,9 @@ import pytest
 from image2.core.naming import product_root
 from image2.io.association import load_input
 from image2.io.atomic import ProductExistsError, atomic_write
-from image2.io.process import ProductResult, RunOptions, validate_input
+from image2.run.options import RunOptions
+from image2.run.process import validate_input
+from image2.run.results import ProductResult
 from image2.watch.daemon import Daemon, DaemonBusy, WatchConfig
 from image2.watch.ledger import ASSOCIATION, DONE, FAILED, QUEUED, RUNNING, WAITING, Ledger
 from image2.watch.observer import Hint, HintHandler, Hints
