@@ -77,7 +77,7 @@ def main() -> None:
     args = parser.parse_args()
     from distributed import LocalCluster
 
-    from image2.executors import make_executor
+    from image2.run.executors import make_executor
     from image2.synthetic.demo import build
 
     folder = args.workdir or Path(tempfile.mkdtemp(prefix="image2-bench-dask-"))

@@ -21,7 +21,8 @@ from pathlib import Path
 CHILD = r"""
 import json, sys, time
 from pathlib import Path
-from image2.io.process import RunOptions, process_input
+from image2.run.options import RunOptions
+from image2.run.process import process_input
 path, refs, out = map(Path, sys.argv[1:4])
 started = time.perf_counter()
 results = process_input(path, RunOptions(output_dir=out, reference_dirs=(refs,), overwrite=True))

@@ -25,11 +25,11 @@ _EXPORTS = {
     "photom": "image2.core.photom", "resample": "image2.core.resample",
     # files
     "read_exposure": "image2.io.fits", "open_exposure": "image2.io.fits", "write_exposure": "image2.io.fits",
-    "write_products": "image2.io.products", "read_i2d": "image2.io.i2d", "write_i2d": "image2.io.i2d",
+    "write_products": "image2.run.publish", "read_i2d": "image2.io.i2d", "write_i2d": "image2.io.i2d",
     "load_association": "image2.io.association", "load_input": "image2.io.association",
     "load_config": "image2.io.config_file", "read_reference": "image2.io.reference_readers",
     "ReferenceStore": "image2.io.reference_store", "resolve_references": "image2.io.reference_store",
-    "process_input": "image2.io.process", "RunOptions": "image2.io.process",
+    "process_input": "image2.run.process", "RunOptions": "image2.run.options",
 }
 
 __all__ = ["__version__", *_EXPORTS]

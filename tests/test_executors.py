@@ -16,8 +16,11 @@ from click.testing import CliRunner
 
 from image2.cli.main import cli
 from image2.cli.process import settled
-from image2.executors import ExecutorUnavailable, finished, lost_worker, make_executor
-from image2.io.process import ProductResult, RunOptions, process_input, with_reference_choices
+from image2.run.executors import ExecutorUnavailable, finished, lost_worker, make_executor
+from image2.run.options import RunOptions
+from image2.run.process import process_input
+from image2.run.references import with_reference_choices
+from image2.run.results import ProductResult
 from image2.synthetic import references as rf
 from image2.synthetic.exposures import make_rate
 
@@ -170,7 +173,7 @@ def test_a_gap_in_the_choices_it_is_given_fails_the_exposure(tmp_path: Path, ref
 def test_dask_asked_for_but_not_installed_is_a_usage_error_naming_the_extra(tmp_path: Path,
                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "distributed", None)  # what an environment without it gives
-    monkeypatch.delitem(sys.modules, "image2.dask_cluster", raising=False)
+    monkeypatch.delitem(sys.modules, "image2.run.dask_cluster", raising=False)
     science = make_rate(tmp_path / "a_rate.fits")
     result = CliRunner().invoke(cli, ["process", str(science), "-o", str(tmp_path / "out"), "--executor", "dask"])
     assert result.exit_code == 2

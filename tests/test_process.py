@@ -88,7 +88,7 @@ def test_association_with_background_gives_hand_checkable_cal_i2d_and_bsub(tmp_p
 
 
 def test_rateints_are_calibrated_in_chunks_identically(tmp_path: Path, refs: Path, monkeypatch):
-    monkeypatch.setattr("image2.io.process.CHUNK_BYTES", SHAPE[0] * SHAPE[1] * 4 * 2)  # two integrations a chunk
+    monkeypatch.setattr("image2.run.cube.CHUNK_BYTES", SHAPE[0] * SHAPE[1] * 4 * 2)  # two integrations a chunk
     path = make_rate(tmp_path / "jw01_nrcb1_rateints.fits", shape=(5, *SHAPE), primary=SUBARRAY,
                      int_times=True)
     out = tmp_path / "out"

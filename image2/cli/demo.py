@@ -7,7 +7,8 @@ from pathlib import Path
 
 import click
 
-from image2.io.process import RunOptions, process_input
+from image2.run.options import RunOptions
+from image2.run.process import process_input
 from image2.synthetic.demo import build
 
 

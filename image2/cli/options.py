@@ -60,7 +60,7 @@ def step_options(command: Callable[..., Any]) -> Callable[..., Any]:
 
 def executor_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """Add ``--executor local|dask`` and ``--scheduler ADDRESS`` to a command."""
-    from image2.executors import EXECUTORS
+    from image2.run.executors import EXECUTORS
 
     command = click.option(
         "--scheduler", metavar="ADDRESS",

@@ -16,8 +16,11 @@ import click
 from image2.cli.logs import configure, get_logger
 from image2.cli.options import executor_options, reference_options, step_options
 from image2.errors import Image2Error
-from image2.executors import finished, make_executor
-from image2.io.process import ProductResult, RunOptions, configuration, process_input, with_reference_choices
+from image2.run.executors import finished, make_executor
+from image2.run.options import RunOptions, configuration
+from image2.run.process import process_input
+from image2.run.references import with_reference_choices
+from image2.run.results import FAILED, FailureKind, ProductResult, failure_of
 
 
 def _results(inputs: tuple[Path, ...], options: RunOptions, jobs: int | None, log_setup: tuple[str, str],
@@ -26,7 +29,7 @@ def _results(inputs: tuple[Path, ...], options: RunOptions, jobs: int | None, lo
 
     Locally, ``jobs`` > 1 runs inputs in that many worker processes. On a cluster the
     references are chosen here, once per exposure, and every path is made absolute (workers
-    run elsewhere); an input whose worker was lost is run again (see image2.executors).
+    run elsewhere); an input whose worker was lost is run again (see image2.run.executors).
     """
     if executor == "local" and ((jobs or 1) <= 1 or len(inputs) <= 1):
         for path in inputs:
@@ -43,8 +46,9 @@ def _results(inputs: tuple[Path, ...], options: RunOptions, jobs: int | None, lo
                 yield end.result
             else:
                 path = end.args[0]
-                yield [ProductResult(path, path.name, "failed", (),
-                                     f"{path}: {executor} executor: {end.error!r} (after {end.attempts} attempts)")]
+                yield [ProductResult(path, path.name, FAILED, (),
+                                     f"{path}: {executor} executor: {end.error!r} (after {end.attempts} attempts)",
+                                     failure=failure_of(end.error))]
 
 
 def _absolute(options: RunOptions) -> RunOptions:
@@ -105,10 +109,11 @@ def report_result(log: Any, result: ProductResult) -> None:
 
 def exit_code(results: list[ProductResult]) -> int:
     """0 when nothing failed; 2 when every input was invalid; 1 when some failed."""
-    failed = [r for r in results if r.status == "failed"]
+    failed = [r for r in results if r.status == FAILED]
     if not failed:
         return 0
-    if len(failed) == len(results) and all(r.invalid_input for r in failed):
+    if len(failed) == len(results) and all(r.failure is not None and r.failure.kind is FailureKind.INVALID_INPUT
+                                           for r in failed):
         return 2
     return 1
 

@@ -11,11 +11,11 @@ import click
 from image2.cli.logs import configure, get_logger
 from image2.cli.options import executor_options, parse_ref_overrides, step_options
 from image2.errors import Image2Error
-from image2.executors import make_executor
-from image2.io.process import RunOptions, configuration, with_reference_choices
+from image2.run.executors import make_executor, process_pool
+from image2.run.options import RunOptions, configuration
+from image2.run.references import with_reference_choices
 from image2.watch.daemon import Daemon, WatchConfig
 from image2.watch.readiness import DEFAULT_PATTERNS
-from image2.watch.tasks import process_pool
 
 _SECONDS = click.FloatRange(min=0.0)
 

@@ -7,6 +7,7 @@ import math
 import warnings
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -117,6 +118,14 @@ def preview_png(image: np.ndarray, caption: str, wcs: object | None = None) -> b
     return render_preview(np.asarray(image), caption,
                           lambda x, y: wcs(x, y, with_bounding_box=False),
                           lambda ra, dec: wcs.invert(ra, dec, with_bounding_box=False))
+
+
+def preview_of(record: Any, name: str) -> bytes:
+    """Return the quick-look PNG of a cal or i2d record (first integration of a cube), captioned ``name``."""
+    image = record.sci[0] if record.sci.ndim == 3 else record.sci
+    meta = record.meta
+    caption = f"{name}   {meta.instrument.name or ''} {meta.instrument.filter or ''}".rstrip()
+    return preview_png(image, caption, record.wcs)
 
 
 def write_preview(path: Path, image: np.ndarray, caption: str, wcs: object | None = None,

@@ -27,7 +27,8 @@ import structlog
 
 from image2._version import __version__
 from image2.errors import Image2Error
-from image2.io.process import process_input, validate_input
+from image2.run.executors import process_pool
+from image2.run.process import process_input, validate_input
 from image2.watch import tasks
 from image2.watch.associations import Associations
 from image2.watch.clock import Clock, SystemClock
@@ -83,7 +84,7 @@ class Daemon:
         self.guard = functools.partial(survive, self.log)
         self._process = process
         self._validate = validate
-        self._new_executor = executor or tasks.process_pool
+        self._new_executor = executor or process_pool
         self._prepare = prepare
         self._new_watcher = watcher
         self._stop_reason: str | None = None
@@ -174,7 +175,7 @@ class Daemon:
         failures = Failures(ledger, self.log, config.quarantine, self.clock)
         self.associations = Associations(ledger, failures, self.log, self.clock, config.member_wait)
         self.runner = Runner(config, ledger, failures, self.log, self.clock, process=self._process,
-                             validate=self._validate, executor=self._new_executor, guard=self.guard,
+                             executor=self._new_executor, guard=self.guard,
                              prepare=self._prepare, on_done=self.wake.set)
         self.intake = Intake(config, ledger, self.associations, failures, self.hints, self.log, self.clock,
                              validate=self._validate, running=self.runner.is_running, guard=self.guard)

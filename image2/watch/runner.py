@@ -19,6 +19,7 @@ from typing import Any
 
 import attrs
 
+from image2.run.executors import stop_executor
 from image2.watch import tasks
 from image2.watch.clock import Clock
 from image2.watch.config import WatchConfig
@@ -36,7 +37,7 @@ class Runner:
     """Run due rows on an executor and settle their outcomes in the ledger."""
 
     def __init__(self, config: WatchConfig, ledger: Ledger, failures: Failures, log: Any, clock: Clock, *,
-                 process: Callable[[Path, Any], Sequence[Any]], validate: Callable[[Path], None],
+                 process: Callable[[Path, Any], Sequence[Any]],
                  executor: ExecutorFactory, guard: Guard, prepare: Callable[[Path, Any], Any] | None = None,
                  on_done: Callable[[], None] = lambda: None) -> None:
         self._config = config
@@ -45,7 +46,6 @@ class Runner:
         self._log = log
         self._clock = clock
         self._process = process
-        self._validate = validate
         self._new_executor = executor
         self._guard = guard
         self._prepare = prepare
@@ -83,7 +83,7 @@ class Runner:
         old, self._executor = self._executor, None
         if old is not None:
             with contextlib.suppress(Exception):
-                tasks.stop_executor(old, abandon=True)
+                stop_executor(old, abandon=True)
         self.start()
 
     def options_for(self, item: Item) -> Any:
@@ -121,7 +121,7 @@ class Runner:
                 self._failures.fail(item, f"gave up after {item.attempts} attempts: {item.error}", invalid=False)
                 continue
             item = self._ledger.start(item.id, now=self._clock.wall())
-            task = tasks.Task(item.id, item.path, self.options_for(item), self._process, self._validate)
+            task = tasks.Task(item.id, item.path, self.options_for(item), self._process)
             try:
                 future = self._executor.submit(tasks.run_task, task)
             except (BrokenProcessPool, RuntimeError) as error:
@@ -203,5 +203,5 @@ class Runner:
                               reason="still running at shutdown; retried at the next start")
         self._in_flight.clear()
         if self._executor is not None:
-            tasks.stop_executor(self._executor, abandon=bool(abandoned))
+            stop_executor(self._executor, abandon=bool(abandoned))
         return abandoned

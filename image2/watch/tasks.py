@@ -1,26 +1,21 @@
 """What runs in a worker: one input through the pipeline, and what the outcome means for the daemon.
 
-Tasks go through a ``concurrent.futures.Executor``: by default a pool of worker processes
-started with the ``spawn`` method (no fork of a threaded daemon), but any executor will do
-(threads in tests, a Dask client's executor). A task never raises; its outcome says whether
-the input is done, failed for good, invalid (to quarantine), or hit a transient problem (to
-retry): a failure counts as transient when the environment is broken in a way that explains
-it (a reference folder or the output folder missing, the output disk full, the input not
-readable yet) or when the error is an operating-system error of that kind.
+Tasks go through a ``concurrent.futures.Executor``: by default the local worker processes of
+:func:`image2.run.executors.process_pool`, but any executor will do (threads in tests, a Dask
+client's executor). A task never raises; its outcome says whether the input is done, failed for
+good, invalid (to quarantine), or hit a transient problem (to retry). The verdict comes from the
+typed results of the run (:class:`image2.run.results.Failure`): a failure is transient when it is
+an operating-system error of a transient kind or when the environment is broken in a way that
+explains it (a reference folder or the output folder missing, the output disk full, the input not
+readable yet); invalid when the input itself could not be processed; failed otherwise.
 """
 
 from __future__ import annotations
 
-import concurrent.futures
-import ctypes
 import errno
 import importlib
-import multiprocessing
 import os
-import re
 import shutil
-import signal
-import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -28,44 +23,43 @@ from typing import Any
 
 import attrs
 
-from image2.errors import Image2Error, InvalidInputError
+from image2.errors import Image2Error
+from image2.run.results import FAILED, Failure, FailureKind, ProductResult, failure_of
 
-DONE, FAILED, INVALID, TRANSIENT = "done", "failed", "invalid", "transient"
+DONE, INVALID, TRANSIENT = "done", "invalid", "transient"
 
 TRANSIENT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EAGAIN, errno.EBUSY, errno.ETXTBSY,
                               errno.EACCES, errno.ESTALE, errno.EIO, errno.EMFILE, errno.ENFILE,
                               errno.ENOMEM, errno.ETIMEDOUT})
 """Operating-system errors that a later attempt may not meet (full disk, locked file, lost mount)."""
 
-_ERRNO = re.compile(r"\[Errno (\d+)\]")
-
 FREE_SPACE_FACTOR = 3
 """Output space below this many times the input's size counts as a full disk."""
 
-Process = Callable[[Path, Any], Sequence[Any]]
-Validate = Callable[[Path], None]
+Process = Callable[[Path, Any], Sequence[ProductResult]]
 
 
 @attrs.frozen
 class Task:
-    """One ledger row's input to run, with the run options and the functions to run it (picklable)."""
+    """One ledger row's input to run, with the run options and the function to run it (picklable)."""
 
     item_id: int
     path: Path
     options: Any
     process: Process
-    validate: Validate
 
 
 @attrs.frozen
 class Outcome:
-    """What became of a task: its verdict, the products it made or found, and the reason if any."""
+    """What became of a task: its verdict, the products it made or found, the reason if any, and for a
+    failure its kind."""
 
     item_id: int
     verdict: str
     products: tuple[str, ...] = ()
     error: str | None = None
     seconds: float = 0.0
+    kind: FailureKind | None = None
 
 
 def environment_problem(path: Path, options: Any) -> str | None:
@@ -93,27 +87,27 @@ def environment_problem(path: Path, options: Any) -> str | None:
     return None
 
 
-def _transient_errno(error: str) -> bool:
-    """True when a failure's text carries an operating-system error number of the transient kind."""
-    return any(int(number) in TRANSIENT_ERRNOS for number in _ERRNO.findall(error))
+def _transient(failure: Failure) -> bool:
+    """True for an operating-system error that a later attempt may not meet."""
+    return failure.kind is FailureKind.IO and failure.errno in TRANSIENT_ERRNOS
 
 
-def _failure(task: Task, error: str, started: float, products: tuple[str, ...] = ()) -> Outcome:
-    """Classify a failure: transient if the environment or the OS error explains it, invalid if the
-    input itself does not validate, failed otherwise (a reference or step problem)."""
+def _verdict(task: Task, failed: Sequence[ProductResult], started: float, products: tuple[str, ...] = ()) -> Outcome:
+    """Classify failed products: transient if an OS error of that kind or the environment explains them,
+    invalid if the input could not be processed, failed otherwise (a reference, step or other problem)."""
     elapsed = time.perf_counter() - started
+    failures = [result.failure or Failure(FailureKind.INTERNAL, result.error or "") for result in failed]
+    error = "; ".join(f"{r.product}: {r.error}" if r.product else str(r.error) for r in failed)
+    transient = next((f for f in failures if _transient(f)), None)
+    if transient is not None:
+        return Outcome(task.item_id, TRANSIENT, products, error, elapsed, transient.kind)
     problem = environment_problem(task.path, task.options)
     if problem is not None:
-        return Outcome(task.item_id, TRANSIENT, products, f"{error} ({problem})", elapsed)
-    if _transient_errno(error):
-        return Outcome(task.item_id, TRANSIENT, products, error, elapsed)
-    try:
-        task.validate(task.path)
-    except InvalidInputError as invalid:
-        return Outcome(task.item_id, INVALID, products, invalid.problem, elapsed)
-    except Exception:  # noqa: BLE001 - the validator's own trouble does not make the input invalid
-        return Outcome(task.item_id, FAILED, products, error, elapsed)
-    return Outcome(task.item_id, FAILED, products, error, elapsed)
+        return Outcome(task.item_id, TRANSIENT, products, f"{error} ({problem})", elapsed, failures[0].kind)
+    invalid = next((f for f in failures if f.kind is FailureKind.INVALID_INPUT), None)
+    if invalid is not None:
+        return Outcome(task.item_id, INVALID, products, invalid.problem, elapsed, invalid.kind)
+    return Outcome(task.item_id, FAILED, products, error, elapsed, failures[0].kind)
 
 
 def run_task(task: Task) -> Outcome:
@@ -124,69 +118,19 @@ def run_task(task: Task) -> Outcome:
         return Outcome(task.item_id, TRANSIENT, (), problem, time.perf_counter() - started)
     try:
         results = list(task.process(task.path, task.options))
-    except Image2Error as error:
-        return _failure(task, str(error), started)
-    except Exception as error:  # noqa: BLE001 - a bug in one input's run must not take the daemon down
-        return _failure(task, f"{type(error).__name__}: {error}", started)
-    products = tuple(str(p) for r in results for p in r.outputs)
-    failed = [r for r in results if r.status == "failed"]
+    except Exception as error:  # noqa: BLE001 - process_input never raises; a bug in another run must not stop the daemon
+        message = str(error) if isinstance(error, (Image2Error, OSError)) else f"{type(error).__name__}: {error}"
+        return _verdict(task, [ProductResult(task.path, "", FAILED, (), message, 0.0, failure_of(error))], started)
     if not results:
-        return _failure(task, "the run produced no product", started)
+        failure = Failure(FailureKind.INTERNAL, "the run produced no product")
+        return _verdict(task, [ProductResult(task.path, "", FAILED, (), failure.problem, 0.0, failure)], started)
+    products = tuple(str(p) for r in results for p in r.outputs)
+    failed = [r for r in results if r.status == FAILED]
     if failed:
-        reasons = "; ".join(f"{r.product}: {r.error}" for r in failed)
-        return _failure(task, reasons, started, products)
+        return _verdict(task, failed, started, products)
     return Outcome(task.item_id, DONE, products, None, time.perf_counter() - started)
 
 
 def warm_up(module: str) -> None:
     """Import ``module`` in a worker before real work arrives (the first input is not slowed by imports)."""
     importlib.import_module(module)
-
-
-PR_SET_PDEATHSIG = 1
-
-
-def _die_with(parent: int) -> None:
-    """Ask Linux to kill this worker when the daemon dies (``kill -9`` included), so no orphan keeps writing."""
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    except (OSError, AttributeError):
-        return
-    if os.getppid() != parent:
-        os._exit(1)
-
-
-def worker_setup(parent: int, setup: Callable[..., None] | None = None, args: tuple = ()) -> None:
-    """Start a worker process: leave SIGINT/SIGTERM to the daemon, die with it, then run ``setup(*args)``."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    _die_with(parent)
-    if setup is not None:
-        setup(*args)
-
-
-START_METHOD = "spawn"
-
-
-def process_pool(workers: int, setup: Callable[..., None] | None = None,
-                 args: tuple = ()) -> concurrent.futures.ProcessPoolExecutor:
-    """Return a pool of ``workers`` processes started with ``spawn``, each prepared by ``worker_setup``."""
-    return concurrent.futures.ProcessPoolExecutor(
-        max_workers=workers, mp_context=multiprocessing.get_context(START_METHOD),
-        initializer=worker_setup, initargs=(os.getpid(), setup, args))
-
-
-def stop_executor(executor: concurrent.futures.Executor, abandon: bool) -> None:
-    """Shut ``executor`` down; when ``abandon``, kill worker processes still running tasks."""
-    if abandon and isinstance(executor, concurrent.futures.ProcessPoolExecutor):
-        terminate = getattr(executor, "terminate_workers", None)
-        if terminate is not None:
-            terminate()
-        else:
-            for process in list((getattr(executor, "_processes", None) or {}).values()):
-                process.kill()
-    executor.shutdown(wait=not abandon or isinstance(executor, concurrent.futures.ProcessPoolExecutor),
-                      cancel_futures=True)

@@ -5,6 +5,7 @@ without a thread, and input files made quickly."""
 from __future__ import annotations
 
 import concurrent.futures
+import errno
 import functools
 import hashlib
 import os
@@ -17,7 +18,8 @@ from typing import Any
 from image2.core.naming import product_root
 from image2.io.association import load_input
 from image2.io.atomic import ProductExistsError, atomic_write
-from image2.io.process import ProductResult, RunOptions
+from image2.run.options import RunOptions
+from image2.run.results import Failure, FailureKind, ProductResult, failure_of
 from image2.synthetic.exposures import make_rate, write_association
 from image2.watch.observer import Hint, Hints
 
@@ -183,6 +185,12 @@ def calls(output: Path) -> list[str]:
     return path.read_text().split() if path.exists() else []
 
 
+def no_space(path: Path) -> ProductResult:
+    """The failed result the real process_input returns when the output disk is full."""
+    return ProductResult(path, product_root(path.name), "failed", (), f"{path}: {NO_SPACE}",
+                         failure=Failure(FailureKind.IO, NO_SPACE, errno.ENOSPC))
+
+
 def fake_process(path: Path, options: RunOptions) -> list[ProductResult]:
     """process_input's double: one ``<root>_cal.fits`` per product holding the input's SHA-256.
 
@@ -195,22 +203,23 @@ def fake_process(path: Path, options: RunOptions) -> list[ProductResult]:
     name = path.name
     count = calls(options.output_dir).count(name)
     if "transient" in name and count <= 2:
-        return [ProductResult(path, product_root(name), "failed", (), f"{path}: {NO_SPACE}")]
+        return [no_space(path)]
     if "partial" in name:
         i2d = options.output_dir / name.replace("_rate.fits", "_i2d.fits")
         try:
             with atomic_write(i2d, overwrite=options.overwrite) as handle:
                 handle.write(b"i2d")
         except ProductExistsError as error:
-            return [ProductResult(path, product_root(name), "failed", (), str(error))]
+            return [ProductResult(path, product_root(name), "failed", (), str(error), failure=failure_of(error))]
         if count == 1:
-            return [ProductResult(path, product_root(name), "failed", (), f"{path}: {NO_SPACE}")]
+            return [no_space(path)]
     digest = hashlib.sha256(path.read_bytes()).hexdigest().encode()
     results = []
     for product in load_input(path).products:
         root = product_root(product.name)
         if "broken" in name:
-            results.append(ProductResult(path, root, "failed", (), "photom: no conversion factor"))
+            results.append(ProductResult(path, root, "failed", (), "photom: no conversion factor",
+                                         failure=Failure(FailureKind.STEP, "photom: no conversion factor")))
             continue
         target = options.output_dir / f"{root}_cal.fits"
         try:

@@ -18,7 +18,9 @@ from typing import Any
 
 import pytest
 
-from image2.io.process import ProductResult, RunOptions, validate_input
+from image2.run.options import RunOptions
+from image2.run.process import validate_input
+from image2.run.results import ProductResult
 from image2.watch import failures
 from image2.watch.daemon import MAX_WAIT, Daemon, DaemonBusy, WatchConfig
 from image2.watch.ledger import ASSOCIATION, DONE, EXPOSURE, QUEUED, RUNNING, WAITING, Item, Ledger

@@ -11,7 +11,8 @@ from typing import Any
 import attrs
 import pytest
 
-from image2.io.process import RunOptions, validate_input
+from image2.run.options import RunOptions
+from image2.run.process import validate_input
 from image2.synthetic.exposures import make_rate
 from image2.watch.associations import Associations
 from image2.watch.config import WatchConfig

@@ -10,7 +10,8 @@ from typing import Any
 import attrs
 import pytest
 
-from image2.io.process import RunOptions, process_input, validate_input
+from image2.run.options import RunOptions
+from image2.run.process import process_input
 from image2.watch import tasks
 from image2.watch.config import WatchConfig
 from image2.watch.failures import Failures
@@ -49,7 +50,7 @@ class Setup:
 def make(tmp_path: Path):
     ledgers = []
 
-    def build(process: Any = fake_process, validate: Any = validate_input, prepare: Any = None,
+    def build(process: Any = fake_process, prepare: Any = None,
               **settings: Any) -> Setup:
         inbox, output = tmp_path / "in", tmp_path / "out"
         inbox.mkdir(exist_ok=True)
@@ -59,7 +60,7 @@ def make(tmp_path: Path):
         clock, log, ledger, executors = FakeClock(), RecordingLog(), Ledger.in_folder(output), Executors()
         ledgers.append(ledger)
         runner = Runner(config, ledger, Failures(ledger, log, config.quarantine, clock), log, clock,
-                        process=process, validate=validate, executor=executors, guard=strict, prepare=prepare)
+                        process=process, executor=executors, guard=strict, prepare=prepare)
         runner.start()
         return Setup(inbox, output, clock, log, ledger, executors, runner)
 

@@ -13,21 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from image2.errors import InvalidInputError
-from image2.io.process import ProductResult, RunOptions, process_input, validate_input
+from image2.run.options import RunOptions
+from image2.run.process import process_input
+from image2.run.results import Failure, FailureKind, ProductResult
 from image2.synthetic.exposures import make_rate
 from image2.watch import tasks
 from image2.watch.tasks import DONE, FAILED, INVALID, TRANSIENT, Task, run_task
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def _valid(path: Path) -> None:
-    return None
-
-
-def _invalid(path: Path) -> None:
-    raise InvalidInputError(path, "no SCI extension")
 
 
 def _done(path: Path, options: RunOptions) -> list[ProductResult]:
@@ -37,11 +30,18 @@ def _done(path: Path, options: RunOptions) -> list[ProductResult]:
 
 
 def _fails(path: Path, options: RunOptions) -> list[ProductResult]:
-    return [ProductResult(path, "a", "failed", (), "flat_field: reference does not fit")]
+    return [ProductResult(path, "a", "failed", (), "flat_field: reference does not fit",
+                          failure=Failure(FailureKind.REFERENCE, "flat_field: reference does not fit"))]
 
 
-def _disk_full_text(path: Path, options: RunOptions) -> list[ProductResult]:
-    return [ProductResult(path, "a", "failed", (), f"{path}: [Errno 28] No space left on device: 'x'")]
+def _invalid(path: Path, options: RunOptions) -> list[ProductResult]:
+    return [ProductResult(path, "a", "failed", (), f"{path}: no SCI extension",
+                          failure=Failure(FailureKind.INVALID_INPUT, "no SCI extension"))]
+
+
+def _disk_full(path: Path, options: RunOptions) -> list[ProductResult]:
+    return [ProductResult(path, "a", "failed", (), f"{path}: [Errno 28] No space left on device: 'x'",
+                          failure=Failure(FailureKind.IO, "[Errno 28] No space left on device: 'x'", errno.ENOSPC))]
 
 
 def _raises_enospc(path: Path, options: RunOptions) -> list[ProductResult]:
@@ -63,8 +63,8 @@ def task_for(tmp_path: Path):
     out = tmp_path / "out"
     out.mkdir()
 
-    def make(process, validate=_valid, **options) -> Task:
-        return Task(7, source, RunOptions(output_dir=out, **options), process, validate)
+    def make(process, **options) -> Task:
+        return Task(7, source, RunOptions(output_dir=out, **options), process)
 
     return make
 
@@ -84,18 +84,39 @@ def test_a_real_input_without_its_references_fails_with_the_missing_types_named(
     source = make_rate(tmp_path / "a_rate.fits", shape=(64, 64))
     out = tmp_path / "out"
     out.mkdir()
-    outcome = run_task(Task(3, source, RunOptions(output_dir=out), process_input, validate_input))
+    outcome = run_task(Task(3, source, RunOptions(output_dir=out), process_input))
     assert outcome.verdict == FAILED and outcome.products == ()
     assert "no DISTORTION, FILTEROFFSET, FLAT, PHOTOM, AREA reference found" in outcome.error
+    assert outcome.kind is FailureKind.MISSING_REFERENCE
     assert not list(out.iterdir())
 
 
-def test_a_failure_of_an_input_that_does_not_validate_is_invalid(task_for) -> None:
-    outcome = run_task(task_for(_fails, _invalid))
-    assert (outcome.verdict, outcome.error) == (INVALID, "no SCI extension")
+def test_a_real_corrupt_input_is_invalid_from_its_typed_result(tmp_path: Path) -> None:
+    source = tmp_path / "a_rate.fits"
+    source.write_bytes(make_rate(tmp_path / "whole_rate.fits", shape=(64, 64)).read_bytes()[:5000])
+    out = tmp_path / "out"
+    out.mkdir()
+    outcome = run_task(Task(3, source, RunOptions(output_dir=out), process_input))
+    assert outcome.verdict == INVALID and outcome.kind is FailureKind.INVALID_INPUT
 
 
-@pytest.mark.parametrize("process", [_disk_full_text, _raises_enospc])
+def test_a_broken_configuration_file_fails_without_blaming_the_input(tmp_path: Path) -> None:
+    source = make_rate(tmp_path / "a_rate.fits", shape=(64, 64))
+    config = tmp_path / "steps.toml"
+    config.write_text("[steps.resample\n")
+    out = tmp_path / "out"
+    out.mkdir()
+    outcome = run_task(Task(3, source, RunOptions(output_dir=out, config_file=config), process_input))
+    assert outcome.verdict == FAILED and outcome.kind is FailureKind.CONFIGURATION
+    assert "not valid TOML" in outcome.error
+
+
+def test_a_failure_of_an_input_that_cannot_be_processed_is_invalid(task_for) -> None:
+    outcome = run_task(task_for(_invalid))
+    assert (outcome.verdict, outcome.error, outcome.kind) == (INVALID, "no SCI extension", FailureKind.INVALID_INPUT)
+
+
+@pytest.mark.parametrize("process", [_disk_full, _raises_enospc])
 def test_operating_system_errors_of_the_transient_kind(task_for, process) -> None:
     outcome = run_task(task_for(process))
     assert outcome.verdict == TRANSIENT and "No space left on device" in outcome.error
@@ -120,7 +141,7 @@ def test_a_bug_in_the_run_is_a_plain_failure(task_for) -> None:
 
 _ORPHAN_CHECK = """
 import os, time
-from image2.watch.tasks import process_pool
+from image2.run.executors import process_pool
 pool = process_pool(1)
 worker = pool.submit(os.getpid).result()
 pool.submit(time.sleep, 120)

@@ -1,7 +1,8 @@
 """Where inputs are calibrated: local worker processes, or a Dask cluster (the ``image2[dask]`` extra).
 
-Both are ``concurrent.futures`` executors, so ``image2 process`` and the watch daemon drive
-them alike. Dask is imported only when it is asked for. On a cluster, a task whose worker
+:func:`process_pool` is the one factory of local worker processes (``image2 process --jobs`` and the
+watch daemon). Both kinds are ``concurrent.futures`` executors, so ``image2 process`` and the watch
+daemon drive them alike. Dask is imported only when it is asked for. On a cluster, a task whose worker
 died (or became unreachable) is submitted again a bounded number of times: the runner's
 products are published atomically under fixed names, so a repeated task never duplicates one.
 """
@@ -10,8 +11,10 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import ctypes
 import multiprocessing
 import os
+import signal
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Executor, Future
@@ -22,23 +25,72 @@ import attrs
 from image2.errors import Image2Error
 
 EXECUTORS = ("local", "dask")
-LOCAL_START_METHOD = "forkserver"
-"""Start method of local worker processes, chosen explicitly; the global default is never changed."""
+START_METHOD = "spawn"
+"""Start method of local worker processes, chosen explicitly (the global default is never changed):
+a fresh interpreter, never a fork of a parent that may run threads, whose parent is the process
+that made the pool (so it can die with it)."""
 
 LOST_WORKER_RETRIES = 2
 """Times a task is submitted again after its worker was lost (Dask itself already reruns a task
 whose worker died, up to ``distributed.scheduler.allowed-failures`` times, before reporting it)."""
+
+PR_SET_PDEATHSIG = 1
 
 
 class ExecutorUnavailable(Image2Error):
     """An executor that cannot be used here: unknown, or its optional packages are not installed."""
 
 
-def _local(workers: int | None, initializer: Callable[..., object] | None,
-           initargs: tuple) -> concurrent.futures.ProcessPoolExecutor:
+def _die_with(parent: int) -> None:
+    """Ask Linux to kill this worker when its parent dies (``kill -9`` included), so no orphan keeps writing."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:
+        os._exit(1)
+
+
+def worker_setup(parent: int, interruptible: bool, setup: Callable[..., object] | None = None,
+                 args: tuple = ()) -> None:
+    """Start a worker process: die with its parent, leave SIGINT/SIGTERM to the parent unless
+    ``interruptible``, then run ``setup(*args)``."""
+    if not interruptible:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    _die_with(parent)
+    if setup is not None:
+        setup(*args)
+
+
+def process_pool(workers: int | None = None, setup: Callable[..., object] | None = None, args: tuple = (), *,
+                 interruptible: bool = False) -> concurrent.futures.ProcessPoolExecutor:
+    """Return the pool of local worker processes: ``workers`` of them (default one per core), started
+    with ``spawn`` and prepared by :func:`worker_setup`, which runs ``setup(*args)`` in each.
+
+    ``interruptible`` workers take SIGINT/SIGTERM as their parent does (``image2 process``: Ctrl-C
+    stops everything, each worker removing its temporary files); the others ignore them and are
+    stopped by their parent (the watch daemon, which lets running items finish).
+    """
     return concurrent.futures.ProcessPoolExecutor(
-        max_workers=workers or os.cpu_count() or 1, mp_context=multiprocessing.get_context(LOCAL_START_METHOD),
-        initializer=initializer, initargs=initargs)
+        max_workers=workers or os.cpu_count() or 1, mp_context=multiprocessing.get_context(START_METHOD),
+        initializer=worker_setup, initargs=(os.getpid(), interruptible, setup, args))
+
+
+def stop_executor(executor: Executor, abandon: bool) -> None:
+    """Shut ``executor`` down; when ``abandon``, kill worker processes still running tasks."""
+    if abandon and isinstance(executor, concurrent.futures.ProcessPoolExecutor):
+        terminate = getattr(executor, "terminate_workers", None)
+        if terminate is not None:
+            terminate()
+        else:
+            for process in list((getattr(executor, "_processes", None) or {}).values()):
+                process.kill()
+    executor.shutdown(wait=not abandon or isinstance(executor, concurrent.futures.ProcessPoolExecutor),
+                      cancel_futures=True)
 
 
 @contextlib.contextmanager
@@ -53,11 +105,11 @@ def make_executor(kind: str, workers: int | None, scheduler: str | None = None, 
     if kind == "local":
         if scheduler is not None:
             raise ExecutorUnavailable("--scheduler needs --executor dask")
-        with _local(workers, initializer, initargs) as pool:
+        with process_pool(workers, initializer, initargs, interruptible=True) as pool:
             yield pool
     elif kind == "dask":
         try:
-            from image2.dask_cluster import cluster_executor
+            from image2.run.dask_cluster import cluster_executor
         except ImportError as error:
             raise ExecutorUnavailable(f"--executor dask needs Dask distributed, which is not installed ({error}); "
                                       "install the extra: pip install 'image2[dask]'") from None

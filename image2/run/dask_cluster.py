@@ -15,7 +15,7 @@ from typing import Any
 from distributed import Client, LocalCluster
 from distributed.diagnostics.plugin import WorkerPlugin
 
-from image2.executors import ExecutorUnavailable
+from image2.run.executors import ExecutorUnavailable
 
 SETUP_PLUGIN = "image2-worker-setup"
 

@@ -1,4 +1,4 @@
-"""Write the products of one calibrated exposure together: each file whole, the cal last."""
+"""Stage the products of one calibrated exposure and publish them together: each file whole, the cal last."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from image2.core.pipeline import Products
 from image2.io.atomic import Staging
 from image2.io.fits import exposure_hdus
 from image2.io.i2d import i2d_hdus
-from image2.io.preview import preview_png
+from image2.io.preview import preview_of
 
 
 def stage_exposure(staging: Staging, exposure: Exposure, path: Path, overwrite: bool | None = None) -> None:
@@ -18,14 +18,6 @@ def stage_exposure(staging: Staging, exposure: Exposure, path: Path, overwrite: 
     hdul = exposure_hdus(exposure, path.name)
     with staging.open(path, overwrite) as handle:
         hdul.writeto(handle)
-
-
-def preview_of(record: Exposure | object, name: str) -> bytes:
-    """Return the quick-look PNG of a cal or i2d record (first integration of a cube)."""
-    image = record.sci[0] if record.sci.ndim == 3 else record.sci
-    meta = record.meta
-    caption = f"{name}   {meta.instrument.name or ''} {meta.instrument.filter or ''}".rstrip()
-    return preview_png(image, caption, record.wcs)
 
 
 def stage_products(staging: Staging, products: Products, output_dir: Path, root: str, *,
