@@ -7,8 +7,8 @@ import os
 import sys
 import time
 from collections.abc import Iterator
-from typing import Any
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import click
@@ -17,7 +17,9 @@ from image2.cli.logs import configure, get_logger
 from image2.cli.options import executor_options, reference_options, step_options
 from image2.errors import Image2Error
 from image2.executors import finished, make_executor
-from image2.io.process import ProductResult, RunOptions, configuration, process_input, with_reference_choices
+
+if TYPE_CHECKING:
+    from image2.io.process import ProductResult, RunOptions
 
 
 def _results(inputs: tuple[Path, ...], options: RunOptions, jobs: int | None, log_setup: tuple[str, str],
@@ -28,6 +30,8 @@ def _results(inputs: tuple[Path, ...], options: RunOptions, jobs: int | None, lo
     references are chosen here, once per exposure, and every path is made absolute (workers
     run elsewhere); an input whose worker was lost is run again (see image2.executors).
     """
+    from image2.io.process import ProductResult, process_input, with_reference_choices
+
     if executor == "local" and ((jobs or 1) <= 1 or len(inputs) <= 1):
         for path in inputs:
             yield process_input(path, options)
@@ -136,16 +140,20 @@ def process(ctx: click.Context, inputs: tuple[Path, ...], output_dir: Path, refe
             jobs: int | None, executor: str, scheduler: str | None, overwrite: bool, strict: bool,
             preview: bool, allow_outside: bool, quiet: bool) -> None:
     """Calibrate rate/rateints files and Level-2 associations."""
+    if scheduler is not None and executor != "dask":
+        raise click.UsageError("--scheduler needs --executor dask")
+    log = get_logger("image2.cli.process")
+    # Said before the pipeline is imported (a few seconds), so a run shows life at once.
+    log.info("start", inputs=len(inputs), output_dir=str(output_dir), jobs=jobs or 1, executor=executor)
+    from image2.io.process import RunOptions, configuration
+
     options = RunOptions(output_dir=output_dir, reference_dirs=reference_dirs, overrides=overrides,
                          config_file=config_file, step_overrides=step_overrides, overwrite=overwrite,
                          strict=strict, save_bsub=save_bsub, preview=preview, allow_outside=allow_outside)
-    if scheduler is not None and executor != "dask":
-        raise click.UsageError("--scheduler needs --executor dask")
     try:
         configuration(options)  # configuration errors are usage errors: report before any work
     except Image2Error as error:
         raise click.UsageError(str(error)) from None
-    log = get_logger("image2.cli.process")
     root_logger = logging.getLogger("image2")
     log_setup = (ctx.obj.get("log_format", "console"), logging.getLevelName(root_logger.level))
     started = time.perf_counter()

@@ -12,10 +12,7 @@ from image2.cli.logs import configure, get_logger
 from image2.cli.options import executor_options, parse_ref_overrides, step_options
 from image2.errors import Image2Error
 from image2.executors import make_executor
-from image2.io.process import RunOptions, configuration, with_reference_choices
-from image2.watch.daemon import Daemon, WatchConfig
 from image2.watch.readiness import DEFAULT_PATTERNS
-from image2.watch.tasks import process_pool
 
 _SECONDS = click.FloatRange(min=0.0)
 
@@ -78,6 +75,10 @@ def watch(ctx: click.Context, folders: tuple[Path, ...], output_dir: Path, refer
     Stop with SIGINT or SIGTERM (running items get --grace seconds; exit 0). SIGHUP rescans the
     folders now. `image2 status OUTPUT_DIR` shows progress.
     """
+    from image2.io.process import RunOptions, configuration, with_reference_choices
+    from image2.watch.daemon import Daemon, WatchConfig
+    from image2.watch.tasks import process_pool
+
     options = RunOptions(output_dir=output_dir.absolute(), reference_dirs=[d.absolute() for d in reference_dirs],
                          overrides=overrides, config_file=config_file.absolute() if config_file else None,
                          step_overrides=step_overrides,
