@@ -64,6 +64,7 @@ from image2.watch.readiness import (
     kind_of,
 )
 from image2.watch.scanner import inputs_in, is_accounted, stale_temporaries
+from image2.watch.wakeup import wake_on_signals
 
 LOCK_NAME = "image2-watch.lock"
 STARTUP, EVENT, RECONCILE = "startup", "event", "reconcile"
@@ -234,7 +235,8 @@ class Daemon:
         }
         previous = {number: signal.signal(number, handler) for number, handler in handlers.items()}
         try:
-            yield
+            with wake_on_signals(self.wake):
+                yield
         finally:
             for number, handler in previous.items():
                 signal.signal(number, handler)
@@ -697,9 +699,8 @@ class Daemon:
             self._ledger.abandon(item.id)
             self.log.warning("abandoned", file=str(item.path), item=item.id, state=QUEUED,
                              reason="still running at shutdown; retried at the next start")
-        abandoned = bool(self._in_flight)
         self._in_flight.clear()
-        if self._executor is not None:
-            tasks.stop_executor(self._executor, abandon=abandoned)
+        if self._executor is not None:  # every item is settled or back in the queue: nothing to wait for
+            tasks.stop_executor(self._executor, abandon=True)
         self._ledger.daemon_stopped()
         self.log.info("stopped", reason=self._stop_reason, **self._ledger.counts())
