@@ -67,6 +67,19 @@ def step_options(command: Callable[..., Any]) -> Callable[..., Any]:
         help="TOML file of step parameters ([steps.<step>] tables).")(command)
 
 
+PREVIEW_ORIENTATIONS = ("native", "north-up")
+"""image2.io.preview.ORIENTATIONS (that module needs numpy; the tests check the two agree)."""
+
+
+def preview_option(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Add ``--preview[=native|north-up]``: a PNG quick-look, in the file's orientation or North up."""
+    return click.option(
+        "--preview", type=click.Choice(PREVIEW_ORIENTATIONS), is_flag=False, flag_value="native", default=None,
+        metavar="[native|north-up]",
+        help="Write a PNG quick-look next to each i2d (or cal), in the file's own orientation or North up, "
+             "East left. Write --preview=north-up, or put it after the inputs.")(command)
+
+
 def executor_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """Add ``--executor local|dask`` and ``--scheduler ADDRESS`` to a command."""
     from image2.executors import EXECUTORS

@@ -14,7 +14,7 @@ import attrs
 import click
 
 from image2.cli.logs import configure, get_logger
-from image2.cli.options import executor_options, reference_options, step_options
+from image2.cli.options import executor_options, preview_option, reference_options, step_options
 from image2.errors import Image2Error
 from image2.executors import finished, make_executor
 
@@ -131,14 +131,14 @@ def exit_code(results: list[ProductResult]) -> int:
 @click.option("--overwrite", is_flag=True, help="Replace existing products (kept by default).")
 @click.option("--strict", is_flag=True, help="Fail on any missing reference, optional ones too (a required one always fails; "
                    "--ref TYPE=N/A runs without it on purpose).")
-@click.option("--preview", is_flag=True, help="Write a PNG quick-look next to each i2d (or cal).")
+@preview_option
 @click.option("--allow-outside", is_flag=True, help="Accept association members outside the association's folder.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @click.pass_context
 def process(ctx: click.Context, inputs: tuple[Path, ...], output_dir: Path, reference_dirs: tuple[Path, ...],
             overrides: dict[str, str], config_file: Path | None, step_overrides: tuple[str, ...], save_bsub: bool,
             jobs: int | None, executor: str, scheduler: str | None, overwrite: bool, strict: bool,
-            preview: bool, allow_outside: bool, quiet: bool) -> None:
+            preview: str | None, allow_outside: bool, quiet: bool) -> None:
     """Calibrate rate/rateints files and Level-2 associations."""
     if scheduler is not None and executor != "dask":
         raise click.UsageError("--scheduler needs --executor dask")
@@ -149,7 +149,7 @@ def process(ctx: click.Context, inputs: tuple[Path, ...], output_dir: Path, refe
 
     options = RunOptions(output_dir=output_dir, reference_dirs=reference_dirs, overrides=overrides,
                          config_file=config_file, step_overrides=step_overrides, overwrite=overwrite,
-                         strict=strict, save_bsub=save_bsub, preview=preview, allow_outside=allow_outside)
+                         strict=strict, save_bsub=save_bsub, preview=preview or False, allow_outside=allow_outside)
     try:
         configuration(options)  # configuration errors are usage errors: report before any work
     except Image2Error as error:

@@ -9,7 +9,7 @@ import attrs
 import click
 
 from image2.cli.logs import configure, get_logger
-from image2.cli.options import executor_options, parse_ref_overrides, step_options
+from image2.cli.options import executor_options, parse_ref_overrides, preview_option, step_options
 from image2.errors import Image2Error
 from image2.executors import make_executor
 from image2.watch.readiness import DEFAULT_PATTERNS
@@ -60,7 +60,7 @@ _SECONDS = click.FloatRange(min=0.0)
 @click.option("--overwrite", is_flag=True, help="Replace existing products (kept by default).")
 @click.option("--strict", is_flag=True, help="Fail on any missing reference, optional ones too (a required one always fails; "
                    "--ref TYPE=N/A runs without it on purpose).")
-@click.option("--preview", is_flag=True, help="Write a PNG quick-look next to each i2d (or cal).")
+@preview_option
 @click.option("--allow-outside", is_flag=True, help="Accept association members outside the association's folder.")
 @click.pass_context
 def watch(ctx: click.Context, folders: tuple[Path, ...], output_dir: Path, reference_dirs: tuple[Path, ...],
@@ -69,7 +69,7 @@ def watch(ctx: click.Context, folders: tuple[Path, ...], output_dir: Path, refer
           poll: float | None, settle: float,
           quarantine: Path | None, reconcile: float, heartbeat: float, grace: float, member_wait: float,
           members_as_singletons: bool, max_attempts: int, retry_delay: float, save_bsub: bool,
-          overwrite: bool, strict: bool, preview: bool, allow_outside: bool) -> None:
+          overwrite: bool, strict: bool, preview: str | None, allow_outside: bool) -> None:
     """Calibrate every rate file or association that lands in FOLDERS, exactly once, until stopped.
 
     Stop with SIGINT or SIGTERM (running items get --grace seconds; exit 0). SIGHUP rescans the
@@ -82,7 +82,7 @@ def watch(ctx: click.Context, folders: tuple[Path, ...], output_dir: Path, refer
     options = RunOptions(output_dir=output_dir.absolute(), reference_dirs=[d.absolute() for d in reference_dirs],
                          overrides=overrides, config_file=config_file.absolute() if config_file else None,
                          step_overrides=step_overrides,
-                         overwrite=overwrite, strict=strict, save_bsub=save_bsub, preview=preview,
+                         overwrite=overwrite, strict=strict, save_bsub=save_bsub, preview=preview or False,
                          allow_outside=allow_outside)
     if scheduler is not None and executor != "dask":
         raise click.UsageError("--scheduler needs --executor dask")
