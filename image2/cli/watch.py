@@ -62,6 +62,9 @@ _SECONDS = click.FloatRange(min=0.0)
                    "--ref TYPE=N/A runs without it on purpose).")
 @preview_option
 @click.option("--allow-outside", is_flag=True, help="Accept association members outside the association's folder.")
+@click.option("--http", metavar="[HOST:]PORT",
+              help="Serve a read-only status page there while watching, e.g. 127.0.0.1:8765 (the host defaults "
+                   "to 127.0.0.1, this machine only; 0.0.0.0 shows it to the network).")
 @click.pass_context
 def watch(ctx: click.Context, folders: tuple[Path, ...], output_dir: Path, reference_dirs: tuple[Path, ...],
           overrides: dict[str, str], config_file: Path | None, step_overrides: tuple[str, ...],
@@ -69,7 +72,7 @@ def watch(ctx: click.Context, folders: tuple[Path, ...], output_dir: Path, refer
           poll: float | None, settle: float,
           quarantine: Path | None, reconcile: float, heartbeat: float, grace: float, member_wait: float,
           members_as_singletons: bool, max_attempts: int, retry_delay: float, save_bsub: bool,
-          overwrite: bool, strict: bool, preview: str | None, allow_outside: bool) -> None:
+          overwrite: bool, strict: bool, preview: str | None, allow_outside: bool, http: str | None) -> None:
     """Calibrate every rate file or association that lands in FOLDERS, exactly once, until stopped.
 
     Stop with SIGINT or SIGTERM (running items get --grace seconds; exit 0). SIGHUP rescans the
@@ -77,6 +80,7 @@ def watch(ctx: click.Context, folders: tuple[Path, ...], output_dir: Path, refer
     """
     from image2.io.process import RunOptions, configuration, with_reference_choices
     from image2.watch.daemon import Daemon, WatchConfig
+    from image2.watch.status_page import serving
     from image2.watch.tasks import process_pool
 
     options = RunOptions(output_dir=output_dir.absolute(), reference_dirs=[d.absolute() for d in reference_dirs],
@@ -100,6 +104,9 @@ def watch(ctx: click.Context, folders: tuple[Path, ...], output_dir: Path, refer
         if not folder.is_dir():
             log.warning("folder-missing", folder=str(folder), reason="reference folder does not exist (yet); "
                         "items wait for it")
+    page = ctx.with_resource(serving(output_dir, http))  # stopped when the command ends
+    if page is not None:
+        log.info("status-page", url=page.url)
     log_setup = ((ctx.obj or {}).get("log_format", "console"),
                  logging.getLevelName(logging.getLogger("image2").level))
     if executor == "local":
