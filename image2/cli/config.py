@@ -6,9 +6,7 @@ from pathlib import Path
 
 import click
 
-from image2.core.config import to_toml
 from image2.errors import Image2Error
-from image2.io.config_file import load_config
 
 
 @click.group()
@@ -21,6 +19,9 @@ def config() -> None:
 @click.option("--step", "step_overrides", multiple=True, metavar="STEP.PARAM=VALUE")
 def show(config_file: Path | None, step_overrides: tuple[str, ...]) -> None:
     """Print the effective configuration as TOML (parameters without a value are shown commented)."""
+    from image2.core.config import to_toml
+    from image2.io.config_file import load_config
+
     try:
         effective = load_config(config_file, step_overrides)
     except Image2Error as error:

@@ -7,16 +7,16 @@ from pathlib import Path
 
 import click
 
-from image2.run.options import RunOptions
-from image2.run.process import process_input
-from image2.synthetic.demo import build
-
 
 @click.command()
 @click.argument("folder", required=False, default="image2-demo", type=click.Path(file_okay=False, path_type=Path))
 @click.pass_context
 def demo(ctx: click.Context, folder: Path) -> None:
     """Make a NIRCam full-frame field with two background exposures and calibrate it into FOLDER."""
+    from image2.run.options import RunOptions
+    from image2.run.process import process_input
+    from image2.synthetic.demo import build
+
     started = time.perf_counter()
     click.echo(f"building the demo dataset in {folder}/ ...")
     dataset = build(folder)

@@ -4,18 +4,22 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from image2.core.meta import Meta
-from image2.core.plan import is_tso, plan_steps
 from image2.cli.options import for_each_science_exposure
-from image2.core.association import Association, Product
-from image2.io.fits import ExposureFile
+
+if TYPE_CHECKING:
+    from image2.core.association import Association, Product
+    from image2.core.meta import Meta
+    from image2.io.fits import ExposureFile
 
 
 def describe(path: Path, meta: Meta, shape: tuple[int, ...], extensions: Collection[str], n_background: int) -> str:
     """Return the human-readable summary of one exposure and its stage-2 plan."""
+    from image2.core.plan import is_tso, plan_steps
+
     ins, exp, sub = meta.instrument, meta.exposure, meta.subarray
     cube = len(shape) == 3
     extra = ", ".join(f"{k} {v}" for k, v in (("module", ins.module), ("channel", ins.channel)) if v)

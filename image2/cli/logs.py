@@ -2,49 +2,82 @@
 
 Library modules log through the standard ``logging`` module under the ``image2`` logger,
 passing context such as ``extra={"file": path}``; this module renders those records and
-structlog events alike, for people on a terminal or as one JSON object per line.
+structlog events alike, for people on a terminal or as one JSON object per line. structlog
+is imported at the first event, so commands that log nothing (``--help``) start at once.
 """
 
 from __future__ import annotations
 
 import logging
 import sys
+from typing import Any
 
-import structlog
 
-_SHARED = [
-    structlog.stdlib.add_log_level,
-    structlog.stdlib.add_logger_name,
-    structlog.processors.TimeStamper(fmt="iso", utc=True),
-]
+def _shared_processors() -> list[Any]:
+    import structlog
+
+    return [structlog.stdlib.add_log_level, structlog.stdlib.add_logger_name,
+            structlog.processors.TimeStamper(fmt="iso", utc=True)]
+
+
+def _formatter(log_format: str) -> logging.Formatter:
+    """Return the structlog formatter rendering records as readable lines or JSON."""
+    import structlog
+
+    renderer = (structlog.processors.JSONRenderer() if log_format == "json"
+                else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty(),
+                                                   exception_formatter=structlog.dev.plain_traceback))
+    return structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=[*_shared_processors(), structlog.stdlib.ExtraAdder()],
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                    structlog.processors.format_exc_info, renderer],
+    )
+
+
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is at each record (a live display may have taken it over),
+    with the structlog formatter built at the first record."""
+
+    def __init__(self, log_format: str) -> None:
+        logging.Handler.__init__(self)
+        self.log_format = log_format
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    def format(self, record: logging.LogRecord) -> str:
+        if self.formatter is None:
+            self.setFormatter(_formatter(self.log_format))
+        return super().format(record)
 
 
 def configure(log_format: str = "console", level: str = "INFO") -> None:
     """Send image2's log events to stderr, as readable lines or JSON, at ``level`` and above."""
-    renderer = (structlog.processors.JSONRenderer() if log_format == "json"
-                else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty()))
-    formatter = structlog.stdlib.ProcessorFormatter(
-        foreign_pre_chain=[*_SHARED, structlog.stdlib.ExtraAdder()],
-        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-                    structlog.processors.format_exc_info, renderer],
-    )
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(formatter)
     logger = logging.getLogger("image2")
     for old in list(logger.handlers):
         logger.removeHandler(old)
-    logger.addHandler(handler)
+    logger.addHandler(_StderrHandler(log_format))
     logger.setLevel(level.upper())
     logger.propagate = False
+
+
+def _route_structlog() -> None:
+    """Have structlog events go through the standard ``image2`` logger (and so through configure's handler)."""
+    import structlog
+
     structlog.configure(
-        processors=[structlog.contextvars.merge_contextvars, structlog.stdlib.filter_by_level, *_SHARED,
-                    structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        processors=[structlog.contextvars.merge_contextvars, structlog.stdlib.filter_by_level,
+                    *_shared_processors(), structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=False,
     )
 
 
-def get_logger(name: str = "image2.cli", **context: object) -> structlog.stdlib.BoundLogger:
+def get_logger(name: str = "image2.cli", **context: object) -> Any:
     """Return a structlog logger under ``image2`` with ``context`` (e.g. ``file=``) bound."""
+    import structlog
+
+    _route_structlog()
     return structlog.get_logger(name).bind(**context)

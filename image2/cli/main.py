@@ -13,17 +13,17 @@ from image2._version import __version__
 from image2.cli.logs import configure
 from image2.errors import Image2Error
 
-
-COMMANDS = {
-    "info": "image2.cli.info:info",
-    "process": "image2.cli.process:process",
-    "config": "image2.cli.config:config",
-    "demo": "image2.cli.demo:demo",
-    "refs": "image2.cli.refs:refs",
-    "watch": "image2.cli.watch:watch",
-    "status": "image2.cli.status:status",
+COMMANDS: dict[str, tuple[str, str]] = {
+    "config": ("image2.cli.config:config", "Inspect step configuration (replaces pars-image2pipeline files)."),
+    "demo": ("image2.cli.demo:demo", "Build a synthetic NIRCam field and calibrate it end to end."),
+    "info": ("image2.cli.info:info", "Show instrument, shape, subarray, TSO and the stage-2 plan of inputs."),
+    "process": ("image2.cli.process:process", "Calibrate rate/rateints files and Level-2 associations."),
+    "refs": ("image2.cli.refs:refs", "Show which reference file each needed type would come from, and why."),
+    "status": ("image2.cli.status:status", "Show what the watch daemon writing to a folder has done."),
+    "watch": ("image2.cli.watch:watch", "Calibrate every input that lands in watched folders, exactly once."),
 }
-"""Sub-commands by name, imported only when used (keeps ``image2 --version`` fast)."""
+"""Sub-commands by name: where each lives and its one-line help. A module is imported only when
+its command runs or shows its own help, so ``image2 --help`` imports none of them."""
 
 
 _process_entry = False
@@ -38,12 +38,17 @@ class Image2Group(click.Group):
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
         if name in COMMANDS:
-            module, _, attribute = COMMANDS[name].partition(":")
+            module, _, attribute = COMMANDS[name][0].partition(":")
             command = getattr(importlib.import_module(module), attribute)
             if _process_entry:
                 gc.freeze()  # the imported modules live as long as the process: keep them out of every collection
             return command
         return super().get_command(ctx, name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """List the commands with the help of the table above (nothing imported)."""
+        with formatter.section("Commands"):
+            formatter.write_dl([(name, COMMANDS[name][1]) for name in sorted(COMMANDS)])
 
     def invoke(self, ctx: click.Context):
         try:

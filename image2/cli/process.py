@@ -7,20 +7,20 @@ import os
 import sys
 import time
 from collections.abc import Iterator
-from typing import Any
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import click
 
 from image2.cli.logs import configure, get_logger
-from image2.cli.options import executor_options, reference_options, step_options
+from image2.cli.options import executor_options, preview_option, reference_options, step_options
 from image2.errors import Image2Error
 from image2.run.executors import finished, make_executor
-from image2.run.options import RunOptions, configuration
-from image2.run.process import process_input
-from image2.run.references import with_reference_choices
 from image2.run.results import FAILED, FailureKind, ProductResult, failure_of
+
+if TYPE_CHECKING:
+    from image2.run.options import RunOptions
 
 
 def _results(inputs: tuple[Path, ...], options: RunOptions, jobs: int | None, log_setup: tuple[str, str],
@@ -31,6 +31,9 @@ def _results(inputs: tuple[Path, ...], options: RunOptions, jobs: int | None, lo
     references are chosen here, once per exposure, and every path is made absolute (workers
     run elsewhere); an input whose worker was lost is run again (see image2.run.executors).
     """
+    from image2.run.process import process_input
+    from image2.run.references import with_reference_choices
+
     if executor == "local" and ((jobs or 1) <= 1 or len(inputs) <= 1):
         for path in inputs:
             yield process_input(path, options)
@@ -132,25 +135,29 @@ def exit_code(results: list[ProductResult]) -> int:
 @click.option("--overwrite", is_flag=True, help="Replace existing products (kept by default).")
 @click.option("--strict", is_flag=True, help="Fail on any missing reference, optional ones too (a required one always fails; "
                    "--ref TYPE=N/A runs without it on purpose).")
-@click.option("--preview", is_flag=True, help="Write a PNG quick-look next to each i2d (or cal).")
+@preview_option
 @click.option("--allow-outside", is_flag=True, help="Accept association members outside the association's folder.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @click.pass_context
 def process(ctx: click.Context, inputs: tuple[Path, ...], output_dir: Path, reference_dirs: tuple[Path, ...],
             overrides: dict[str, str], config_file: Path | None, step_overrides: tuple[str, ...], save_bsub: bool,
             jobs: int | None, executor: str, scheduler: str | None, overwrite: bool, strict: bool,
-            preview: bool, allow_outside: bool, quiet: bool) -> None:
+            preview: str | None, allow_outside: bool, quiet: bool) -> None:
     """Calibrate rate/rateints files and Level-2 associations."""
-    options = RunOptions(output_dir=output_dir, reference_dirs=reference_dirs, overrides=overrides,
-                         config_file=config_file, step_overrides=step_overrides, overwrite=overwrite,
-                         strict=strict, save_bsub=save_bsub, preview=preview, allow_outside=allow_outside)
     if scheduler is not None and executor != "dask":
         raise click.UsageError("--scheduler needs --executor dask")
+    log = get_logger("image2.cli.process")
+    # Said before the pipeline is imported (a few seconds), so a run shows life at once.
+    log.info("start", inputs=len(inputs), output_dir=str(output_dir), jobs=jobs or 1, executor=executor)
+    from image2.run.options import RunOptions, configuration
+
+    options = RunOptions(output_dir=output_dir, reference_dirs=reference_dirs, overrides=overrides,
+                         config_file=config_file, step_overrides=step_overrides, overwrite=overwrite,
+                         strict=strict, save_bsub=save_bsub, preview=preview or False, allow_outside=allow_outside)
     try:
         configuration(options)  # configuration errors are usage errors: report before any work
     except Image2Error as error:
         raise click.UsageError(str(error)) from None
-    log = get_logger("image2.cli.process")
     root_logger = logging.getLogger("image2")
     log_setup = (ctx.obj.get("log_format", "console"), logging.getLevelName(root_logger.level))
     started = time.perf_counter()

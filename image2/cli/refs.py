@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from image2.cli.options import for_each_science_exposure, reference_options
-from image2.core.association import Association, Product
-from image2.core.meta import Meta
-from image2.io.fits import ExposureFile
-from image2.io.reference_store import ReferenceStore, Resolution, plan_references
+
+if TYPE_CHECKING:
+    from image2.core.association import Association, Product
+    from image2.core.meta import Meta
+    from image2.io.fits import ExposureFile
+    from image2.io.reference_store import Resolution
 
 
 def describe_plan(path: Path, meta: Meta, plan: Mapping[str, Resolution]) -> str:
@@ -51,6 +54,8 @@ def refs(ctx: click.Context, inputs: tuple[Path, ...], reference_dirs: tuple[Pat
     (REFTYPE, INSTRUME, DETECTOR, EXP_TYPE, FILTER, PUPIL, SUBARRAY, P_* patterns, USEAFTER).
     Exits with 2 when an input cannot be read or a selection is ambiguous.
     """
+    from image2.io.reference_store import ReferenceStore, plan_references
+
     store = ReferenceStore(reference_dirs)
 
     def show(path: Path, association: Association, product: Product, handle: ExposureFile) -> bool:

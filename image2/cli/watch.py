@@ -9,12 +9,9 @@ import attrs
 import click
 
 from image2.cli.logs import configure, get_logger
-from image2.cli.options import executor_options, parse_ref_overrides, step_options
+from image2.cli.options import executor_options, parse_ref_overrides, preview_option, step_options
 from image2.errors import Image2Error
-from image2.run.executors import make_executor, process_pool
-from image2.run.options import RunOptions, configuration
-from image2.run.references import with_reference_choices
-from image2.watch.daemon import Daemon, WatchConfig
+from image2.run.executors import make_executor
 from image2.watch.readiness import DEFAULT_PATTERNS
 
 _SECONDS = click.FloatRange(min=0.0)
@@ -63,8 +60,11 @@ _SECONDS = click.FloatRange(min=0.0)
 @click.option("--overwrite", is_flag=True, help="Replace existing products (kept by default).")
 @click.option("--strict", is_flag=True, help="Fail on any missing reference, optional ones too (a required one always fails; "
                    "--ref TYPE=N/A runs without it on purpose).")
-@click.option("--preview", is_flag=True, help="Write a PNG quick-look next to each i2d (or cal).")
+@preview_option
 @click.option("--allow-outside", is_flag=True, help="Accept association members outside the association's folder.")
+@click.option("--http", metavar="[HOST:]PORT",
+              help="Serve a read-only status page there while watching, e.g. 127.0.0.1:8765 (the host defaults "
+                   "to 127.0.0.1, this machine only; 0.0.0.0 shows it to the network).")
 @click.pass_context
 def watch(ctx: click.Context, folders: tuple[Path, ...], output_dir: Path, reference_dirs: tuple[Path, ...],
           overrides: dict[str, str], config_file: Path | None, step_overrides: tuple[str, ...],
@@ -72,16 +72,22 @@ def watch(ctx: click.Context, folders: tuple[Path, ...], output_dir: Path, refer
           poll: float | None, settle: float,
           quarantine: Path | None, reconcile: float, heartbeat: float, grace: float, member_wait: float,
           members_as_singletons: bool, max_attempts: int, retry_delay: float, save_bsub: bool,
-          overwrite: bool, strict: bool, preview: bool, allow_outside: bool) -> None:
+          overwrite: bool, strict: bool, preview: str | None, allow_outside: bool, http: str | None) -> None:
     """Calibrate every rate file or association that lands in FOLDERS, exactly once, until stopped.
 
     Stop with SIGINT or SIGTERM (running items get --grace seconds; exit 0). SIGHUP rescans the
     folders now. `image2 status OUTPUT_DIR` shows progress.
     """
+    from image2.run.executors import process_pool
+    from image2.run.options import RunOptions, configuration
+    from image2.run.references import with_reference_choices
+    from image2.watch.daemon import Daemon, WatchConfig
+    from image2.watch.status_page import serving
+
     options = RunOptions(output_dir=output_dir.absolute(), reference_dirs=[d.absolute() for d in reference_dirs],
                          overrides=overrides, config_file=config_file.absolute() if config_file else None,
                          step_overrides=step_overrides,
-                         overwrite=overwrite, strict=strict, save_bsub=save_bsub, preview=preview,
+                         overwrite=overwrite, strict=strict, save_bsub=save_bsub, preview=preview or False,
                          allow_outside=allow_outside)
     if scheduler is not None and executor != "dask":
         raise click.UsageError("--scheduler needs --executor dask")
@@ -99,6 +105,9 @@ def watch(ctx: click.Context, folders: tuple[Path, ...], output_dir: Path, refer
         if not folder.is_dir():
             log.warning("folder-missing", folder=str(folder), reason="reference folder does not exist (yet); "
                         "items wait for it")
+    page = ctx.with_resource(serving(output_dir, http))  # stopped when the command ends
+    if page is not None:
+        log.info("status-page", url=page.url)
     log_setup = ((ctx.obj or {}).get("log_format", "console"),
                  logging.getLevelName(logging.getLogger("image2").level))
     if executor == "local":

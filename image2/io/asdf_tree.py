@@ -1,4 +1,7 @@
-"""The embedded ASDF extension (formats.md §6): a whole ASDF file in a one-cell BINTABLE."""
+"""The embedded ASDF extension (formats.md §6): a whole ASDF file in a one-cell BINTABLE.
+
+asdf is imported where it is used: reading a file's headers alone (``image2 info``) never needs it.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +9,6 @@ import io
 import warnings
 from typing import Any
 
-import asdf
 import numpy as np
 from astropy.io import fits
 
@@ -16,6 +18,8 @@ COLUMN = "ASDF_METADATA"
 
 def tree_to_hdu(tree: dict[str, Any]) -> fits.BinTableHDU:
     """Serialise ``tree`` as ASDF and wrap it in the ``ASDF`` BINTABLE extension."""
+    import asdf
+
     buffer = io.BytesIO()
     with asdf.config_context() as config:
         config.validate_on_write = False  # our tree comes from asdf's own converters; validation costs ~0.1 s
@@ -32,6 +36,8 @@ def hdu_to_meta(hdu: fits.BinTableHDU) -> dict[str, Any]:
     datamodels-written files (``source: fits:SCI,1``) sit outside ``meta`` and are not needed:
     the FITS reader reads those HDUs itself.
     """
+    import asdf
+
     raw = np.asarray(hdu.data[COLUMN][0]).tobytes()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # unknown tags of other software are not our concern

@@ -124,15 +124,18 @@ class ExposureFile:
     """An exposure file opened for reading; arrays are read on demand, integration ranges at a time.
 
     Use as a context manager. ``meta``, ``wcs`` and ``shape`` are available at once;
-    :meth:`read` returns an :class:`Exposure` holding all or some integrations.
+    :meth:`read` returns an :class:`Exposure` holding all or some integrations. With
+    ``headers_only`` the embedded ASDF tree is not read (no WCS, provenance or tree metadata):
+    enough to describe a file, and without loading gwcs.
     """
 
-    def __init__(self, path: Path | str) -> None:
+    def __init__(self, path: Path | str, headers_only: bool = False) -> None:
         self.path = Path(path)
         self._hdul = _open_fits(self.path)
         try:
             self._index = self._validate()
-            tree = hdu_to_meta(self._hdul[ASDF_EXTNAME]) if ASDF_EXTNAME in self._index else {}
+            with_tree = ASDF_EXTNAME in self._index and not headers_only
+            tree = hdu_to_meta(self._hdul[ASDF_EXTNAME]) if with_tree else {}
             headers = {name: self._hdul[i].header for name, i in self._index.items() if name != ASDF_EXTNAME}
             self.meta = meta_from_headers(self.path, headers, tree)
             self.wcs = tree.get("wcs")
@@ -237,9 +240,9 @@ class ExposureFile:
         self.close()
 
 
-def open_exposure(path: Path | str) -> ExposureFile:
+def open_exposure(path: Path | str, headers_only: bool = False) -> ExposureFile:
     """Open an exposure file for reading on demand (see :class:`ExposureFile`)."""
-    return ExposureFile(path)
+    return ExposureFile(path, headers_only)
 
 
 def read_exposure(path: Path | str) -> Exposure:

@@ -39,6 +39,7 @@ from image2.watch.ledger import Ledger
 from image2.watch.observer import Hints, Watcher
 from image2.watch.runner import Runner
 from image2.watch.scanner import stale_temporaries
+from image2.watch.wakeup import wake_on_signals
 
 LOCK_NAME = "image2-watch.lock"
 
@@ -163,7 +164,8 @@ class Daemon:
         }
         previous = {number: signal.signal(number, handler) for number, handler in handlers.items()}
         try:
-            yield
+            with wake_on_signals(self.wake):
+                yield
         finally:
             for number, handler in previous.items():
                 signal.signal(number, handler)

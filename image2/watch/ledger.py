@@ -318,6 +318,10 @@ class Ledger:
             "SELECT * FROM items AS i WHERE state = ? AND id = (SELECT MAX(id) FROM items WHERE path = i.path)"
             " ORDER BY finished_at DESC LIMIT ?", FAILED, limit)
 
+    def recently_done(self, limit: int) -> list[Item]:
+        """Return the rows done most recently, newest first."""
+        return self._many("SELECT * FROM items WHERE state = ? ORDER BY finished_at DESC LIMIT ?", DONE, limit)
+
     def counts(self) -> dict[str, int]:
         """Return the number of rows in each state (every state present, zero if none)."""
         found = dict(self._db.execute("SELECT state, COUNT(*) FROM items GROUP BY state").fetchall())

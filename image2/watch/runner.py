@@ -202,6 +202,6 @@ class Runner:
             self._log.warning("abandoned", file=str(item.path), item=item.id, state=QUEUED,
                               reason="still running at shutdown; retried at the next start")
         self._in_flight.clear()
-        if self._executor is not None:
-            stop_executor(self._executor, abandon=bool(abandoned))
+        if self._executor is not None:  # every row is settled or back in the queue: nothing to wait for
+            stop_executor(self._executor, abandon=True)
         return abandoned

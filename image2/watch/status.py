@@ -76,6 +76,48 @@ def rates(status: Status) -> dict[str, float]:
     return found
 
 
+def ago(seconds: float) -> str:
+    """Return a duration for people: seconds, minutes or hours."""
+    seconds = max(0.0, seconds)
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def local_time(seconds: float) -> str:
+    """Return a time stamp in local time, to the second."""
+    return dt.datetime.fromtimestamp(seconds).isoformat(sep=" ", timespec="seconds")
+
+
+def daemon_summary(status: Status) -> str:
+    """Return one sentence on the daemon of the ledger: running, stopped, dead, elsewhere, or none."""
+    daemon = status.daemon
+    if daemon is None:
+        return "none has used this ledger"
+    where = f"pid {daemon.pid} on {daemon.host}, {daemon.workers} worker(s), watching {', '.join(daemon.watching)}"
+    state = status.daemon_state
+    if state == "running":
+        return (f"running ({where}); up {ago(status.now - daemon.started_at)}, "
+                f"last heartbeat {ago(status.now - daemon.beat_at)} ago")
+    if state == "stopped":
+        return f"stopped at {local_time(daemon.stopped_at)} ({where})"
+    if state == "dead":
+        return (f"not running: its process is gone without a clean stop ({where}); "
+                f"last heartbeat {local_time(daemon.beat_at)}")
+    return f"on another host ({where}); last heartbeat {ago(status.now - daemon.beat_at)} ago"
+
+
+def queue_note(item: Item, now: float) -> str:
+    """Return why a queued item waits: its retry (when, which attempt, the last error) or its time in the queue."""
+    if item.retry_at is not None and item.retry_at > now:
+        return f"retry in {ago(item.retry_at - now)} (attempt {item.attempts + 1}): {item.error}"
+    if item.queued_at is not None:
+        return f"queued {ago(now - item.queued_at)} ago"
+    return ""
+
+
 def _iso(seconds: float | None) -> str | None:
     if seconds is None:
         return None

@@ -427,8 +427,8 @@ def test_one_daemon_per_output_folder(tmp_path: Path) -> None:
 def test_watch_command_builds_its_configuration(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from click.testing import CliRunner
 
-    from image2.cli import watch as watch_command
     from image2.cli.main import cli
+    from image2.watch import daemon as daemon_module
 
     seen = {}
 
@@ -439,7 +439,7 @@ def test_watch_command_builds_its_configuration(tmp_path: Path, monkeypatch: pyt
         def run(self) -> int:
             return 0
 
-    monkeypatch.setattr(watch_command, "Daemon", Recorder)
+    monkeypatch.setattr(daemon_module, "Daemon", Recorder)
     runner = CliRunner()
     result = runner.invoke(cli, ["watch", str(tmp_path / "a"), str(tmp_path / "b"), "-o", str(tmp_path / "out"),
                                  "--poll", "--recursive", "--workers", "3", "--settle", "4", "--pattern", "*.fits",
