@@ -17,10 +17,10 @@ from image2.cli.logs import configure, get_logger
 from image2.cli.options import executor_options, preview_option, reference_options, step_options
 from image2.errors import Image2Error
 from image2.run.executors import finished, make_executor
-from image2.run.results import FAILED, FailureKind, ProductResult, failure_of
 
 if TYPE_CHECKING:
     from image2.run.options import RunOptions
+    from image2.run.results import ProductResult
 
 
 def _results(inputs: tuple[Path, ...], options: RunOptions, jobs: int | None, log_setup: tuple[str, str],
@@ -33,6 +33,7 @@ def _results(inputs: tuple[Path, ...], options: RunOptions, jobs: int | None, lo
     """
     from image2.run.process import process_input
     from image2.run.references import with_reference_choices
+    from image2.run.results import FAILED, ProductResult, failure_of
 
     if executor == "local" and ((jobs or 1) <= 1 or len(inputs) <= 1):
         for path in inputs:
@@ -112,6 +113,8 @@ def report_result(log: Any, result: ProductResult) -> None:
 
 def exit_code(results: list[ProductResult]) -> int:
     """0 when nothing failed; 2 when every input was invalid; 1 when some failed."""
+    from image2.run.results import FAILED, FailureKind
+
     failed = [r for r in results if r.status == FAILED]
     if not failed:
         return 0
