@@ -6,7 +6,6 @@ import io
 import math
 import warnings
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -15,7 +14,6 @@ from matplotlib.colors import Colormap
 from matplotlib.figure import Figure
 from matplotlib import colormaps
 
-from image2.io.atomic import atomic_write
 
 NAN_COLOUR = "#7f7f7f"
 NICE_ARCSEC = (0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1200, 1800, 3600)
@@ -126,11 +124,3 @@ def preview_of(record: Any, name: str) -> bytes:
     meta = record.meta
     caption = f"{name}   {meta.instrument.name or ''} {meta.instrument.filter or ''}".rstrip()
     return preview_png(image, caption, record.wcs)
-
-
-def write_preview(path: Path, image: np.ndarray, caption: str, wcs: object | None = None,
-                  overwrite: bool = False) -> Path:
-    """Write the quick-look PNG of ``image`` to ``path`` atomically."""
-    with atomic_write(path, overwrite=overwrite) as handle:
-        handle.write(preview_png(image, caption, wcs))
-    return path
