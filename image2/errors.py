@@ -1,4 +1,8 @@
-"""Exceptions shared by every layer; each names the file or item it concerns."""
+"""Exceptions shared by every layer; each names the file or item it concerns.
+
+Those about the data (an input, a reference, a step) are also ValueErrors, the built-in exception a
+library user catches for a value that cannot be used.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ class Image2Error(Exception):
     """Base class of the errors image2 reports to users without a traceback."""
 
 
-class InvalidInputError(Image2Error):
+class InvalidInputError(Image2Error, ValueError):
     """An input file or association that cannot be processed as given."""
 
     def __init__(self, path: object, problem: str) -> None:
@@ -16,7 +20,7 @@ class InvalidInputError(Image2Error):
         super().__init__(f"{self.path}: {problem}")
 
 
-class ReferenceFileError(Image2Error):
+class ReferenceFileError(Image2Error, ValueError):
     """A reference file that is malformed, ambiguous or does not fit the exposure."""
 
     def __init__(self, path: object, problem: str) -> None:
@@ -37,7 +41,7 @@ class MissingReferenceError(ReferenceFileError):
                                f"none matched), or calibrate without on purpose with {skips}")
 
 
-class StepError(Image2Error):
+class StepError(Image2Error, ValueError):
     """A calibration step that cannot run on the exposure it was given."""
 
     def __init__(self, step: str, problem: str) -> None:

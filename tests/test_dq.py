@@ -38,15 +38,6 @@ def test_good_pixels_mask_matches_resample_rule():
     np.testing.assert_array_equal(good, (flags & (1 | 512)) == 0)
 
 
-def test_flag_helpers():
-    flags = np.array([0, 1, 6], dtype=np.uint32)
-    np.testing.assert_array_equal(dq.has_flags(flags, 2), [False, False, True])
-    updated = dq.with_flags(flags, np.array([True, False, True]), 16)
-    np.testing.assert_array_equal(updated, [16, 1, 22])
-    assert updated.dtype == np.uint32
-    assert dq.flag_names(262145) == ["DO_NOT_USE", "NO_FLAT_FIELD"]
-
-
 def test_dq_def_translation_maps_raw_bits_to_standard_flags():
     raw = np.array([0, 1, 2, 3, 8], dtype=np.uint32)
     out, unknown = dq.translate(raw, [(1, "DO_NOT_USE"), (2, "NO_FLAT_FIELD"), (8, "MY_OWN_FLAG")])

@@ -18,16 +18,17 @@ from image2.errors import InvalidInputError, ReferenceFileError
 from image2.io import reference_store
 from image2.io.reference_store import (
     ReferenceStore,
+    apply_rule,
     asdf_keys,
     asdf_meta_block,
     crds_reference_folders,
     exposure_start,
     fits_keys,
-    match_key,
     parse_useafter,
     plan_references,
     primary_cards,
     resolve_references,
+    rule_of,
 )
 from image2.synthetic.references import (
     make_area,
@@ -160,9 +161,10 @@ def test_pattern_in_asdf_meta(refs, tmp_path):
     ({"SUBARRAY": "SUB640"}, "SUB640", (True, True)),
     ({"SUBARRAY": "SUB320"}, "SUB640", (False, False)),
 ])
-def test_match_key_rules(reference, value, expected):
+def test_selection_rules(reference, value, expected):
     key = next(k for k in reference if not k.startswith("P_")) if reference else "FILTER"
-    ok, _, specific = match_key(key, reference, value)
+    rule = rule_of(key, reference)
+    ok, _, specific = (True, "", False) if rule is None else apply_rule(rule, value)  # no rule: not constrained
     assert (ok, specific) == expected
 
 

@@ -3,18 +3,27 @@
 from __future__ import annotations
 
 import inspect
+from pathlib import Path
 
+import numpy as np
 import pytest
 
-from image2.core.config import defaults
+from image2.core import steps
+from image2.core.config import build_config, defaults
+from image2.core.exposure import Exposure
 from image2.core.meta import ExposureInfo, Instrument, Meta
 from image2.core.naming import product_filename, strip_suffix
 from image2.core.plan import plan_step, plan_steps
-from image2.core.references import REFTYPES
+from image2.core.pipeline import calibrate
+from image2.core.provenance import step
+from image2.core.references import REFTYPES, FlatReference, References
 from image2.core.steps import (
     JWST,
     LIGER,
+    OPTIONAL,
     STEPS,
+    Step,
+    Uses,
     declaration,
     family_of,
     needed_reftypes,
@@ -24,6 +33,8 @@ from image2.core.steps import (
     step_names,
     steps_for,
 )
+from image2.io.fits import read_exposure
+from image2.synthetic.exposures import make_rate
 
 
 def meta(instrument: str, exp_type: str | None = None, **exposure) -> Meta:
@@ -111,3 +122,27 @@ def test_dark_current_applies_to_jwst_only_with_a_dark_and_always_to_liger():
     liger = {s.name: s for s in plan_steps(meta("IRIS", "IRIS_IMAGE"), cube=False)}
     assert not jwst["dark_current"].applies and with_dark["dark_current"].runs
     assert liger["dark_current"].runs and liger["dark_current"].reason == "Liger/IRIS exposure"
+
+
+@step("flat_field", family=LIGER)
+def liger_flat(exposure: Exposure, flat: FlatReference | None, *, gain: float = 2.0) -> Exposure:
+    """A stand-in for a Liger/IRIS variant of flat_field: multiplies by ``gain``."""
+    return exposure.evolve(sci=exposure.sci * np.float32(gain))
+
+
+def test_a_family_variant_is_one_declaration_plus_its_function(monkeypatch, tmp_path: Path):
+    variant = Step("flat_field", "tests.test_steps:liger_flat", status="S_FLAT", family=LIGER,
+                   references=(Uses("flat", OPTIONAL),))
+    at = next(i for i, declared in enumerate(steps.STEPS) if declared.name == "flat_field") + 1
+    monkeypatch.setattr(steps, "STEPS", (*steps.STEPS[:at], variant, *steps.STEPS[at:]))
+    assert declaration("flat_field", LIGER) is variant and declaration("flat_field", JWST).family is None
+    config = build_config(overrides=["flat_field.gain=3.0", "resample.skip=true"])
+    iris = read_exposure(make_rate(tmp_path / "iris_rate.fits", shape=(32, 32), primary={
+        "INSTRUME": "IRIS", "DETECTOR": "IMG1", "EXP_TYPE": "IRIS_IMAGE", "FILTER": "KN3", "PUPIL": "NONE"}))
+    assert "flat" not in required_reftypes(iris.meta)
+    cal = calibrate(iris, References(), config).cal
+    np.testing.assert_array_equal(cal.sci, iris.sci * np.float32(3.0))
+    record = next(r for r in cal.meta.provenance if r.step == "flat_field")
+    assert (record.status, dict(record.parameters)) == ("COMPLETE", {"gain": 3.0})
+    nircam = read_exposure(make_rate(tmp_path / "x_rate.fits", shape=(32, 32)))
+    assert calibrate(nircam, References(), config).cal.meta.status["S_FLAT"] == "SKIPPED"  # JWST's own flat_field

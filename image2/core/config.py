@@ -15,7 +15,7 @@ from typing import Any
 import attrs
 
 from image2.core.frozen import frozen_mapping
-from image2.core.steps import STEPS, configured_names, declaration, step_names
+from image2.core.steps import configured_names, declaration, step_names, variants
 from image2.errors import Image2Error
 
 
@@ -26,12 +26,13 @@ class ConfigError(Image2Error):
 def defaults() -> dict[str, dict[str, Any]]:
     """Return every step's parameters with their built-in defaults: ``skip`` first, then the keyword-only
     parameters of the function configuring it (of every family's variant), then the pipeline's extras."""
-    table: dict[str, dict[str, Any]] = {name: {"skip": False} for name in step_names()}
-    for declared in STEPS:
-        signature = inspect.signature(declared.configured)
-        table[declared.name].update({name: signature.parameters[name].default for name in configured_names(declared)})
-    for name in table:
-        table[name].update(declaration(name).extras)
+    table: dict[str, dict[str, Any]] = {}
+    for step in step_names():
+        table[step] = {"skip": False}
+        for declared in variants(step):
+            signature = inspect.signature(declared.configured)
+            table[step].update({name: signature.parameters[name].default for name in configured_names(declared)})
+        table[step].update(declaration(step).extras)
     return table
 
 

@@ -68,21 +68,6 @@ def flag_value(name: str) -> int:
     return FLAGS[key]
 
 
-def flag_names(value: int) -> list[str]:
-    """Return the names of the flags set in ``value``, lowest bit first."""
-    return [name for name, bit in FLAGS.items() if bit and value & bit]
-
-
-def has_flags(dq: np.ndarray, flags: int) -> np.ndarray:
-    """Return a boolean array: True where any of ``flags`` is set in ``dq``."""
-    return (dq & np.uint32(flags)) != 0
-
-
-def with_flags(dq: np.ndarray, where: np.ndarray, flags: int) -> np.ndarray:
-    """Return a new DQ array with ``flags`` ORed in where ``where`` is True."""
-    return np.where(where, dq | np.uint32(flags), dq).astype(np.uint32, copy=False)
-
-
 def bad_bits(expression: str | int | None) -> int:
     """Return the bits that make a pixel bad under a good-bits expression.
 

@@ -13,7 +13,7 @@ from image2.core.plan import PlannedStep, is_tso, plan_steps
 from image2.core.provenance import skip
 from image2.core.references import REFTYPES, References
 from image2.core.resample import Resampled
-from image2.core.steps import family_of, preparations, steps_for
+from image2.core.steps import configured_names, family_of, preparations, steps_for
 
 
 @attrs.frozen
@@ -63,7 +63,8 @@ def _calibrated(exposure: Exposure, references: References, config: Config,
     for declared in steps_for(family_of(exposure.meta)):
         step = planned[declared.name]
         if step.runs:
-            parameters = {} if declared.parameters_of else config.parameters(declared.name)
+            own = () if declared.parameters_of else configured_names(declared)
+            parameters = {key: value for key, value in config.parameters(declared.name).items() if key in own}
             ran = declared.function.run(exposure, *(inputs[name] for name in declared.takes), **parameters)
             exposure = ran.exposure
             if declared.makes is not None and ran.made is not None:

@@ -216,10 +216,17 @@ def step_names() -> tuple[str, ...]:
 def declaration(name: str, family: str | None = None) -> Step:
     """Return step ``name``'s declaration for ``family`` (its own variant, else the one for every family);
     without a family, the first declaration of ``name``. KeyError when there is none."""
-    for declared in STEPS:
-        if declared.name == name and (family is None or declared.family in (family, None)):
-            return declared
-    raise KeyError(f"no step {name!r}" + (f" for the {family} family" if family else ""))
+    found = variants(name)
+    if family is not None:
+        found = (*(d for d in found if d.family == family), *(d for d in found if d.family is None))
+    if not found:
+        raise KeyError(f"no step {name!r}" + (f" for the {family} family" if family else ""))
+    return found[0]
+
+
+def variants(name: str) -> tuple[Step, ...]:
+    """Return every declaration of step ``name``: the one for every family and the families' own."""
+    return tuple(declared for declared in STEPS if declared.name == name)
 
 
 def steps_for(family: str) -> tuple[Step, ...]:

@@ -17,7 +17,6 @@ from image2.core.exposure import Exposure
 from image2.io.fits import exposure_hdus
 
 BLOCK = 2880
-_CUBE_DTYPES = {-32: np.dtype(">f4"), 32: np.dtype(">i4")}
 
 
 def _padded(size: int) -> int:

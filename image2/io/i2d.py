@@ -77,6 +77,8 @@ def read_i2d(path: Path | str) -> Resampled:
             meta = meta_from_headers(path, headers, tree)
             arrays = {_FIELDS[name]: np.array(hdul[index[name]].data) for name in I2D_EXTENSIONS
                       if name in index and hdul[index[name]].data is not None}
+    except InvalidInputError:
+        raise
     except (OSError, ValueError, TypeError) as error:
         raise InvalidInputError(path, f"not a readable i2d file ({error})") from None
     try:
@@ -106,6 +108,8 @@ def read_output_wcs(path: Path | str, output_shape: tuple[int, int] | None = Non
                 pixel_scale, pixel_area = tree.get("pixel_scale"), tree.get("pixel_area")
                 pixel_shape = tree.get("pixel_shape")
                 array_shape = tree.get("array_shape", None if pixel_shape is None else tuple(pixel_shape)[::-1])
+    except InvalidInputError:
+        raise
     except (OSError, ValueError) as error:
         raise InvalidInputError(path, f"not a readable ASDF file ({error})") from None
     if not hasattr(wcs, "output_frame") or not hasattr(wcs, "invert"):
