@@ -27,8 +27,8 @@ _EXPORTS = {
     "read_exposure": "image2.io.fits", "open_exposure": "image2.io.fits", "write_exposure": "image2.io.fits",
     "write_products": "image2.io.products", "read_i2d": "image2.io.i2d", "write_i2d": "image2.io.i2d",
     "load_association": "image2.io.association", "load_input": "image2.io.association",
-    "load_config": "image2.io.config_file", "read_reference": "image2.io.reference_readers",
-    "ReferenceStore": "image2.io.reference_store", "resolve_references": "image2.io.reference_store",
+    "load_config": "image2.io.config_file", "read_reference": "image2.io.refs.readers",
+    "ReferenceStore": "image2.io.refs.store", "resolve_references": "image2.io.refs.resolution",
     "process_input": "image2.io.process", "RunOptions": "image2.io.process",
 }
 

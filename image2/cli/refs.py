@@ -11,7 +11,8 @@ from image2.cli.options import for_each_science_exposure, reference_options
 from image2.core.association import Association, Product
 from image2.core.meta import Meta
 from image2.io.fits import ExposureFile
-from image2.io.reference_store import ReferenceStore, Resolution, plan_references
+from image2.io.refs.resolution import Resolution, plan_references
+from image2.io.refs.store import ReferenceStore
 
 
 def describe_plan(path: Path, meta: Meta, plan: Mapping[str, Resolution]) -> str:

@@ -33,9 +33,10 @@ from image2.io.cube_writer import CubeWriter
 from image2.io.fits import ExposureFile, open_exposure, read_exposure
 from image2.io.i2d import read_output_wcs
 from image2.io.products import preview_of, stage_products
-from image2.io.reference_choices import ChosenReferences, reference_choices
-from image2.io.reference_store import (REFTYPE_STEPS, ReferenceStore, Resolution, needed_reftypes,
-                                       required_reftypes, resolve_references)
+from image2.io.refs.choices import ChosenReferences, reference_choices
+from image2.io.refs.needs import REFTYPE_STEPS, needed_reftypes, required_reftypes
+from image2.io.refs.resolution import Resolution, resolve_references
+from image2.io.refs.store import ReferenceStore
 
 log = logging.getLogger(__name__)
 
