@@ -195,14 +195,14 @@ def write_exposures(folder: Path, count: int) -> list[Path]:
 def child(mode: str, cache: Path, exposures: list[Path], index: Path) -> dict[str, object]:
     """Measure one process: set-up, then two passes over the exposures; count headers read."""
     started = time.perf_counter()
-    from image2.io import reference_store
+    from image2.io.refs import index as reference_index
     from image2.io.crds_rules import reference_selector
     from image2.io.fits import open_exposure
     from image2.io.reference_origins import describe_origins, reference_origins
 
     reads = []
-    scan = reference_store.scan_file
-    reference_store.scan_file = lambda *args: reads.append(args[0]) or scan(*args)
+    scan = reference_index.scan_file
+    reference_index.scan_file = lambda *args: reads.append(args[0]) or scan(*args)
     environ = {"XDG_CACHE_HOME": str(index)}
     if mode == "rules":
         selector = reference_selector(crds_path=cache, environ=environ)

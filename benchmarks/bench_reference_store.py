@@ -27,7 +27,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from image2.core.meta import ExposureInfo, Instrument, Meta, Subarray  # noqa: E402
-from image2.io.reference_store import ReferenceStore  # noqa: E402
+from image2.io.refs.store import ReferenceStore  # noqa: E402
 from image2.synthetic.references import (  # noqa: E402
     make_area,
     make_distortion,

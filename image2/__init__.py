@@ -46,9 +46,9 @@ if TYPE_CHECKING:
     from image2.io.fits import write_exposure as write_exposure
     from image2.io.i2d import read_i2d as read_i2d
     from image2.io.i2d import write_i2d as write_i2d
-    from image2.io.reference_readers import read_reference as read_reference
-    from image2.io.reference_store import ReferenceStore as ReferenceStore
-    from image2.io.reference_store import resolve_references as resolve_references
+    from image2.io.refs.readers import read_reference as read_reference
+    from image2.io.refs.store import ReferenceStore as ReferenceStore
+    from image2.io.refs.resolution import resolve_references as resolve_references
     from image2.run.options import RunOptions as RunOptions
     from image2.run.process import process_input as process_input
     from image2.run.publish import write_products as write_products
@@ -79,8 +79,8 @@ _MODULES = {
     "read_exposure": "image2.io.fits", "open_exposure": "image2.io.fits", "write_exposure": "image2.io.fits",
     "read_i2d": "image2.io.i2d", "write_i2d": "image2.io.i2d",
     "load_association": "image2.io.association", "load_input": "image2.io.association",
-    "load_config": "image2.io.config_file", "read_reference": "image2.io.reference_readers",
-    "ReferenceStore": "image2.io.reference_store", "resolve_references": "image2.io.reference_store",
+    "load_config": "image2.io.config_file", "read_reference": "image2.io.refs.readers",
+    "ReferenceStore": "image2.io.refs.store", "resolve_references": "image2.io.refs.resolution",
     "process_input": "image2.run.process", "RunOptions": "image2.run.options",
     "ProductResult": "image2.run.results", "write_products": "image2.run.publish",
     "Image2Error": "image2.errors", "InvalidInputError": "image2.errors", "MissingReferenceError": "image2.errors",

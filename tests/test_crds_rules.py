@@ -14,7 +14,8 @@ pytest.importorskip("crds")
 
 from image2.core.meta import ExposureInfo, Instrument, Meta, Subarray  # noqa: E402
 from image2.errors import InvalidInputError  # noqa: E402
-from image2.io import crds_rules, reference_store  # noqa: E402
+from image2.io import crds_rules  # noqa: E402
+from image2.io.refs import index as reference_index  # noqa: E402
 from image2.io.crds_rules import (  # noqa: E402
     SERVERLESS_URL,
     CrdsCache,
@@ -25,7 +26,9 @@ from image2.io.crds_rules import (  # noqa: E402
 )
 from image2.io.fits import open_exposure  # noqa: E402
 from image2.io.reference_origins import describe_origins, reference_origins  # noqa: E402
-from image2.io.reference_store import ReferenceStore, needed_reftypes, resolve_references  # noqa: E402
+from image2.core.steps import needed_reftypes  # noqa: E402
+from image2.io.refs.resolution import resolve_references  # noqa: E402
+from image2.io.refs.store import ReferenceStore  # noqa: E402
 from image2.synthetic.crds_cache import (  # noqa: E402
     IMAGING_PARKEYS,
     write_imap,
@@ -284,7 +287,7 @@ def test_choosing_never_touches_the_network(shared_cache, monkeypatch):
 
 def test_choosing_by_rules_reads_no_reference_header_and_writes_nothing(cache, monkeypatch):
     before = {p: p.stat().st_mtime_ns for p in cache.rglob("*")}
-    monkeypatch.setattr(reference_store, "scan_file", lambda *a: pytest.fail("a reference header was read"))
+    monkeypatch.setattr(reference_index, "scan_file", lambda *a: pytest.fail("a reference header was read"))
     selector = reference_selector(crds_path=cache)
     assert isinstance(selector, CrdsRules)
     _, plan = resolve_references(exposure(), selector)

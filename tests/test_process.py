@@ -18,7 +18,7 @@ from image2.core.config import Config
 from image2.core.pipeline import calibrate
 from image2.core.references import References
 from image2.io.fits import read_exposure
-from image2.io.reference_readers import read_reference
+from image2.io.refs.readers import read_reference
 from image2.synthetic import references as rf
 from image2.synthetic.exposures import make_rate, write_association
 

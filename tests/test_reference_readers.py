@@ -16,7 +16,7 @@ from astropy.modeling import models
 from image2.core.dq import FLAGS
 from image2.core.meta import Subarray
 from image2.errors import ReferenceFileError
-from image2.io.reference_readers import (
+from image2.io.refs.readers import (
     read_area,
     read_dark,
     read_distortion,
@@ -132,7 +132,7 @@ def test_flat_drops_raw_bits_missing_from_dq_def_and_warns_on_unknown_names(tmp_
     with fits.open(path, mode="update") as hdul:
         hdul["DQ"].data[0, 0] = 1 | 64 | 128  # 128 is not defined at all
         hdul["DQ"].data[0, 1] = 128
-    with caplog.at_level(logging.WARNING, logger="image2.io.reference_readers"):
+    with caplog.at_level(logging.WARNING, logger="image2.io.refs.readers"):
         flat = read_flat(path)
     assert flat.dq[0, 0] == FLAGS["DO_NOT_USE"]
     assert flat.dq[0, 1] == 0

@@ -15,21 +15,12 @@ from astropy.io import fits
 from image2.core.meta import ExposureInfo, Instrument, Meta, Subarray
 from image2.core.steps import needed_reftypes
 from image2.errors import InvalidInputError, ReferenceFileError
-from image2.io import reference_store
-from image2.io.reference_store import (
-    ReferenceStore,
-    apply_rule,
-    asdf_keys,
-    asdf_meta_block,
-    crds_reference_folders,
-    exposure_start,
-    fits_keys,
-    parse_useafter,
-    plan_references,
-    primary_cards,
-    resolve_references,
-    rule_of,
-)
+from image2.io.refs import index as reference_index
+from image2.io.refs.choices import ChosenReferences
+from image2.io.refs.headers import asdf_keys, asdf_meta_block, fits_keys, primary_cards
+from image2.io.refs.resolution import plan_references, resolve_references
+from image2.io.refs.selection import apply_rule, exposure_start, parse_useafter, rule_of
+from image2.io.refs.store import ReferenceStore, crds_reference_folders
 from image2.synthetic.references import (
     make_area,
     make_dark,
@@ -346,8 +337,8 @@ def test_index_is_reused_without_rereading_headers(refs, tmp_path, monkeypatch):
     make_photom(refs / "p.fits")
     store_of(refs, tmp_path)
     calls = []
-    original = reference_store.scan_file
-    monkeypatch.setattr(reference_store, "scan_file", lambda *a: calls.append(a[0].name) or original(*a))
+    original = reference_index.scan_file
+    monkeypatch.setattr(reference_index, "scan_file", lambda *a: calls.append(a[0].name) or original(*a))
     again = store_of(refs, tmp_path)
     assert calls == [] and len(again) == 2
     make_area(refs / "area.fits", SMALL)
@@ -472,6 +463,25 @@ def test_resolve_reads_store_choices_and_records_crds_names(full_refs, tmp_path)
     assert (plan["area"].origin, plan["area"].source) == ("none", "N/A")
     assert (plan["flat"].origin, plan["flat"].path) == ("store", full_refs / "jwst_nircam_flat_0001.fits")
     assert list(plan) == ["distortion", "filteroffset", "flat", "photom", "area"]
+
+
+def test_chosen_references_resolve_as_the_store_did(full_refs, tmp_path):
+    """Both reference sources answer select(meta, reftype); the choices a coordinator hands on resolve alike."""
+    store = store_of(full_refs, tmp_path)
+    meta = exposure(module="B", channel="SHORT")
+    by_store, store_plan = resolve_references(meta, store)
+    chosen = ChosenReferences({reftype: str(item.path) if item.path is not None else "N/A"
+                               for reftype, item in store_plan.items()})
+    by_choices, chosen_plan = resolve_references(meta, chosen)
+    for reftype in store_plan:
+        store_record, chosen_record = getattr(by_store, reftype), getattr(by_choices, reftype)
+        assert (chosen_record is None) == (store_record is None)
+        assert getattr(chosen_record, "source", None) == getattr(store_record, "source", None)
+    assert np.array_equal(by_choices.flat.sci, by_store.flat.sci)
+    assert [(i.origin, i.source, i.path) for i in chosen_plan.values()] == [
+        (i.origin, i.source, i.path) for i in store_plan.values()]
+    assert chosen_plan["area"].choice.explanation() == "no AREA reference matched"
+    assert "was chosen" in plan_references(meta, ChosenReferences({}))["flat"].choice.explanation()
 
 
 def test_overrides_win_and_are_recorded_as_absolute_paths(full_refs, tmp_path, monkeypatch):

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from image2.core.association import Association, Product
     from image2.core.meta import Meta
     from image2.io.fits import ExposureFile
-    from image2.io.reference_store import Resolution
+    from image2.io.refs.resolution import Resolution
 
 
 def describe_plan(path: Path, meta: Meta, plan: Mapping[str, Resolution]) -> str:
@@ -54,7 +54,8 @@ def refs(ctx: click.Context, inputs: tuple[Path, ...], reference_dirs: tuple[Pat
     (REFTYPE, INSTRUME, DETECTOR, EXP_TYPE, FILTER, PUPIL, SUBARRAY, P_* patterns, USEAFTER).
     Exits with 2 when an input cannot be read or a selection is ambiguous.
     """
-    from image2.io.reference_store import ReferenceStore, plan_references
+    from image2.io.refs.resolution import plan_references
+    from image2.io.refs.store import ReferenceStore
 
     store = ReferenceStore(reference_dirs)
 

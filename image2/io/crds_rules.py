@@ -34,7 +34,9 @@ import attrs
 from image2.core.frozen import frozen_mapping
 from image2.core.meta import KEYWORDS, Meta
 from image2.errors import InvalidInputError
-from image2.io.reference_store import Choice, ReferenceStore, Rejection, crds_reference_folders, needed_reftypes
+from image2.core.steps import needed_reftypes
+from image2.io.refs.selection import Choice, Rejection
+from image2.io.refs.store import ReferenceStore, crds_reference_folders
 
 log = logging.getLogger(__name__)
 

@@ -19,22 +19,20 @@ from image2.core.frozen import frozen_mapping
 from image2.core.meta import Meta
 from image2.core.references import NOT_APPLICABLE
 from image2.io.crds_rules import CrdsRules, ReferenceSelector, RuleChoice
-from image2.io.reference_store import (
+from image2.io.refs.index import FolderIndex, IndexEntry
+from image2.io.refs.resolution import Resolution, plan_references
+from image2.io.refs.selection import (
     MATCH_KEYS,
     Choice,
-    FolderIndex,
-    IndexEntry,
-    ReferenceStore,
     Rejection,
-    Resolution,
     apply_rule,
     exposure_keys,
     exposure_start,
     imaging_stand_in,
     parse_useafter,
-    plan_references,
     rule_of,
 )
+from image2.io.refs.store import ReferenceStore
 
 OVERRIDE = "override"
 RULES = "rules"

@@ -16,8 +16,9 @@ from image2.core.provenance import SKIPPED
 from image2.core.references import References
 from image2.core.steps import needed_reftypes, reftype_steps, required_reftypes
 from image2.errors import Image2Error, MissingReferenceError
-from image2.io.reference_choices import ChosenReferences, reference_choices
-from image2.io.reference_store import ReferenceStore, Resolution, resolve_references
+from image2.io.refs.choices import ChosenReferences, reference_choices
+from image2.io.refs.resolution import Resolution, resolve_references
+from image2.io.refs.store import ReferenceStore
 from image2.run.options import RunOptions
 
 

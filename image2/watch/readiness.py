@@ -19,6 +19,7 @@ from pathlib import Path
 import attrs
 
 from image2.io.association import is_fits_name
+from image2.io.fits_blocks import HeaderTruncated, NotFits, card_value, data_size, header_cards, padded
 from image2.watch.identity import FileStat, stat_of
 from image2.watch.ledger import ASSOCIATION, EXPOSURE
 
@@ -27,7 +28,6 @@ DEFAULT_PATTERNS = ("*_rate.fits", "*_rateints.fits", "*_asn.json")
 
 TEMPORARY_SUFFIXES = (".part", ".partial", ".tmp", ".filepart")
 
-BLOCK = 2880
 _MAX_HEADER_BLOCKS = 10_000
 
 
@@ -60,27 +60,6 @@ class Selector:
         return any(folder == e or folder.is_relative_to(e) for e in self.excluded)
 
 
-def _card_value(card: bytes) -> str:
-    text = card[10:].decode("ascii", "replace")
-    if text.lstrip().startswith("'"):
-        return text.strip()
-    return text.split("/", 1)[0].strip()
-
-
-def _hdu_data_size(cards: dict[str, str]) -> int:
-    bitpix = abs(int(cards["BITPIX"]))
-    naxis = int(cards["NAXIS"])
-    axes = [int(cards[f"NAXIS{i}"]) for i in range(1, naxis + 1)]
-    if axes and axes[0] == 0 and cards.get("GROUPS") == "T":
-        axes = axes[1:]
-    elif not axes:
-        return 0
-    count = 1
-    for n in axes:
-        count *= n
-    return bitpix // 8 * int(cards.get("GCOUNT", "1")) * (int(cards.get("PCOUNT", "0")) + count)
-
-
 def fits_problem(path: Path) -> str | None:
     """Return why ``path`` is not a whole FITS file, or None when every HDU's header and data are there.
 
@@ -95,32 +74,23 @@ def fits_problem(path: Path) -> str | None:
         while offset < size:
             handle.seek(offset)
             cards: dict[str, str] = {}
-            blocks = 0
-            ended = False
-            while not ended:
-                block = handle.read(BLOCK)
-                if len(block) < BLOCK or blocks >= _MAX_HEADER_BLOCKS:
-                    return f"truncated FITS file: header of HDU {number + 1} is incomplete ({size} bytes)"
-                if offset == 0 and blocks == 0 and not block.startswith(b"SIMPLE  ="):
-                    return "not a FITS file"
-                blocks += 1
-                for start in range(0, BLOCK, 80):
-                    card = block[start:start + 80]
-                    keyword = card[:8].decode("ascii", "replace").strip()
-                    if keyword == "END":
-                        ended = True
-                        break
-                    if card[8:10] == b"= ":
-                        cards.setdefault(keyword, _card_value(card))
             try:
-                data = _hdu_data_size(cards)
+                for keyword, card in header_cards(handle, primary=offset == 0, max_blocks=_MAX_HEADER_BLOCKS):
+                    if card[8:10] == "= ":
+                        cards.setdefault(keyword, card_value(card))
+            except NotFits:
+                return "not a FITS file"
+            except HeaderTruncated:
+                return f"truncated FITS file: header of HDU {number + 1} is incomplete ({size} bytes)"
+            try:
+                data = data_size(cards)
             except (KeyError, ValueError):
                 return f"not a valid FITS file: HDU {number + 1} lacks a readable BITPIX/NAXIS"
-            data_start = offset + blocks * BLOCK
+            data_start = handle.tell()
             if data_start + data > size:
                 return (f"truncated FITS file: data of HDU {number + 1} needs {data_start + data} bytes, "
                         f"the file has {size}")
-            offset = data_start + -(-data // BLOCK) * BLOCK
+            offset = data_start + padded(data)
             number += 1
     return None
 

@@ -20,7 +20,7 @@ from astropy.io import fits
 
 from image2.core.assign_wcs import assign_wcs
 from image2.io.fits import read_exposure, write_exposure
-from image2.io.reference_readers import read_distortion, read_filteroffset
+from image2.io.refs.readers import read_distortion, read_filteroffset
 from tests.parity.jwst_harness import JwstBatch, assert_arrays_equal
 from image2.synthetic.references import default_distortion_model, make_distortion, make_filteroffset
 from image2.synthetic.exposures import make_rate

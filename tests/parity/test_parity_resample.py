@@ -30,7 +30,7 @@ from image2.core.resample import Resampled, resample
 from image2.core.sky_region import parse_s_region
 from image2.io.fits import read_exposure
 from image2.io.i2d import read_output_wcs, write_i2d
-from image2.io.reference_readers import (
+from image2.io.refs.readers import (
     read_area,
     read_distortion,
     read_filteroffset,

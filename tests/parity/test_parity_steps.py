@@ -24,7 +24,7 @@ from image2.core.exposure import Exposure
 from image2.core.flat_field import flat_field
 from image2.core.photom import photom
 from image2.io.fits import read_exposure, write_exposure
-from image2.io.reference_readers import read_area, read_flat, read_photom
+from image2.io.refs.readers import read_area, read_flat, read_photom
 from tests.parity.jwst_harness import CAL_ARRAYS, JwstBatch, assert_arrays_equal, assert_products_match
 from image2.synthetic.references import make_area, make_flat, make_photom
 from image2.synthetic.exposures import exposure_arrays, make_rate, write_association

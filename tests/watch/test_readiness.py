@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from image2.io.fits_blocks import BLOCK
 from image2.watch.readiness import (
-    BLOCK,
     GONE,
     INVALID,
     READY,

@@ -16,13 +16,15 @@ from image2.core.meta import Meta
 from image2.core.references import NOT_APPLICABLE
 from image2.io.association import load_input
 from image2.io.fits import open_exposure
-from image2.io.reference_store import Choice, ReferenceStore, plan_references
+from image2.io.refs.resolution import plan_references
+from image2.io.refs.selection import Choice
+from image2.io.refs.store import ReferenceStore
 
 log = logging.getLogger(__name__)
 
 
 class ChosenReferences:
-    """Stands in for a ReferenceStore, answering with choices made earlier: {reftype: path or "N/A"}."""
+    """A reference source replaying choices made earlier, {reftype: path or "N/A"}, in place of a ReferenceStore."""
 
     def __init__(self, chosen: Mapping[str, str]) -> None:
         self.chosen = dict(chosen)
