@@ -123,18 +123,6 @@ def apply_rule(rule: Rule, value: str | None) -> tuple[bool, str, bool]:
     return False, f"{rule.source} {rule.text} does not match the exposure's {rule.key} {value or '(none)'}", False
 
 
-def match_key(key: str, reference: Mapping[str, str], value: str | None) -> tuple[bool, str, bool]:
-    """Compare one selection keyword of a reference header with the exposure's value.
-
-    Returns (matches, how in words, whether it was specific); see :func:`rule_of` and
-    :func:`apply_rule`. A keyword the reference does not carry matches anything.
-    """
-    rule = rule_of(key, reference)
-    if rule is None:
-        return True, f"{key} not constrained", False
-    return apply_rule(rule, value)
-
-
 @attrs.frozen
 class Candidate:
     """An indexed reference of one REFTYPE and instrument, with its parsed USEAFTER."""
