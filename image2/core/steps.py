@@ -125,6 +125,9 @@ class Step:
     """One step of stage 2 (or one family's variant of it), declared once.
 
     ``function``: ``"module:attribute"`` of the step function ``f(exposure, *takes, **parameters)``.
+    ``status``: the status keyword (S_*) it writes; None when it writes none.
+    ``family``: the instrument family this declaration is for; None for every family without its own.
+    ``references``: the reference types it takes, how much each is needed and how each is cut.
     ``takes``: the inputs after the exposure, by name: reference types, or ``background``
     (the combined background); by default the reference types of ``references``.
     ``applies``: whether the step belongs to an exposure's pipeline, and why.
