@@ -196,9 +196,9 @@ def child(mode: str, cache: Path, exposures: list[Path], index: Path) -> dict[st
     """Measure one process: set-up, then two passes over the exposures; count headers read."""
     started = time.perf_counter()
     from image2.io.refs import index as reference_index
-    from image2.io.crds_rules import reference_selector
+    from image2.io.refs.crds import reference_selector
     from image2.io.fits import open_exposure
-    from image2.io.reference_origins import describe_origins, reference_origins
+    from image2.io.refs.origins import describe_origins, reference_origins
 
     reads = []
     scan = reference_index.scan_file

@@ -14,9 +14,9 @@ pytest.importorskip("crds")
 
 from image2.core.meta import ExposureInfo, Instrument, Meta, Subarray  # noqa: E402
 from image2.errors import InvalidInputError  # noqa: E402
-from image2.io import crds_rules  # noqa: E402
+from image2.io.refs import crds as refs_crds  # noqa: E402
 from image2.io.refs import index as reference_index  # noqa: E402
-from image2.io.crds_rules import (  # noqa: E402
+from image2.io.refs.crds import (  # noqa: E402
     SERVERLESS_URL,
     CrdsCache,
     CrdsRules,
@@ -25,7 +25,7 @@ from image2.io.crds_rules import (  # noqa: E402
     reference_selector,
 )
 from image2.io.fits import open_exposure  # noqa: E402
-from image2.io.reference_origins import describe_origins, reference_origins  # noqa: E402
+from image2.io.refs.origins import describe_origins, reference_origins  # noqa: E402
 from image2.core.steps import needed_reftypes  # noqa: E402
 from image2.io.refs.resolution import resolve_references  # noqa: E402
 from image2.io.refs.store import ReferenceStore  # noqa: E402
@@ -184,7 +184,7 @@ def test_a_dictionary_of_keywords_or_model_paths_chooses_as_the_meta_does(shared
     by_meta = rules.choose(exposure(), IMAGING)
     fits_keywords = {"INSTRUME": "NIRCAM", "DETECTOR": "NRCB1", "FILTER": "F150W", "PUPIL": "CLEAR",
                      "EXP_TYPE": "NRC_TSIMAGE", "DATE-OBS": "2023-02-25", "TIME-OBS": "12:00:00"}
-    model_paths = {f"meta.{'.'.join(crds_rules.CRDS_KEYWORDS[k].lower().split('.')[1:])}": v
+    model_paths = {f"meta.{'.'.join(refs_crds.CRDS_KEYWORDS[k].lower().split('.')[1:])}": v
                    for k, v in fits_keywords.items()}
     for parameters in (fits_keywords, model_paths):
         assert {k: c.path for k, c in rules.choose(parameters, IMAGING).items()} == {
@@ -370,7 +370,7 @@ def test_the_selector_follows_what_is_available(cache, tmp_path, monkeypatch, ca
     monkeypatch.setenv("CRDS_PATH", str(cache))
     implicit = reference_selector()
     assert isinstance(implicit, CrdsRules) and implicit.context == "jwst_0002.pmap"
-    monkeypatch.setattr(crds_rules, "crds_available", lambda: False)
+    monkeypatch.setattr(refs_crds, "crds_available", lambda: False)
     with caplog.at_level(logging.WARNING):
         assert isinstance(reference_selector(), ReferenceStore)
     assert "pip install 'image2[crds]'" in caplog.text

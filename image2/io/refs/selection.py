@@ -187,7 +187,9 @@ class Choice:
     ``path`` is the chosen file (None when nothing matched or when ``ambiguous`` lists several
     equally good files); ``matched`` says, per keyword, how the chosen file matched; ``rejected``
     says why each other file of the type was not taken, except the ``other_detectors`` files
-    that name only other detectors (counted, not listed); ``note`` explains an empty result.
+    that name only other detectors (counted, not listed); ``note`` explains an empty result;
+    ``applicable`` is False when the type does not apply to the exposure (the rules of a CRDS
+    context say N/A): its step has nothing to apply, which is not a missing reference.
     """
 
     reftype: str
@@ -198,6 +200,7 @@ class Choice:
     ambiguous: tuple[Path, ...] = attrs.field(default=(), converter=tuple)
     note: str = ""
     other_detectors: int = 0
+    applicable: bool = True
 
     @property
     def source(self) -> str:
