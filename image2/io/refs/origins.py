@@ -19,7 +19,7 @@ from image2.core.frozen import frozen_mapping
 from image2.core.meta import Meta
 from image2.core.references import NOT_APPLICABLE
 from image2.io.refs.crds import CrdsRules, RuleChoice
-from image2.io.refs.index import FolderIndex, IndexEntry
+from image2.io.refs.index import IndexEntry
 from image2.io.refs.resolution import Resolution, plan_references
 from image2.io.refs.selection import (
     MATCH_KEYS,
@@ -103,14 +103,15 @@ def _header_store(selector: ReferenceSource | None) -> ReferenceStore | None:
 def closest_candidates(meta: Meta, choice: Choice, store: ReferenceStore | None) -> tuple[Rejection, ...]:
     """Return the refused candidates of an unfilled type, fewest refusing keywords first, each with all its reasons.
 
-    The candidates' keywords come from the store's on-disk index; a candidate missing there keeps
+    The candidates' keywords come from the store's index (no file is read); a candidate missing there keeps
     the store's own reason and comes last.
     """
     if not choice.rejected:
         return ()
-    entries = _indexed_entries(store) if store is not None else {}
+    entries = {r.path: entry for r in choice.rejected
+               if store is not None and (entry := store.indexed(r.path)) is not None}
     exposure = exposure_keys(meta)
-    known = [entries[r.path] for r in choice.rejected if r.path in entries]
+    known = list(entries.values())
     constraints = ([rule for key in MATCH_KEYS if (rule := rule_of(key, e.keys)) is not None] for e in known)
     stand_in = imaging_stand_in(exposure, constraints)
     if stand_in is not None:
@@ -146,15 +147,6 @@ def refusals(reftype: str, entry: IndexEntry, exposure: Mapping[str, str | None]
     elif start is not None and useafter > start:
         reasons.append(f"USEAFTER {useafter.isoformat()} is later than the exposure start {start.isoformat()}")
     return reasons
-
-
-def _indexed_entries(store: ReferenceStore) -> dict[Path, IndexEntry]:
-    """Return {path: index entry} from the store's JSON index files (no reference is read)."""
-    entries: dict[Path, IndexEntry] = {}
-    for folder, index_path in zip(store.folders, store.index_files):
-        index = FolderIndex(folder, index_path)
-        entries.update({folder / relative: entry for relative, entry in index.entries.items()})
-    return entries
 
 
 def describe_origins(path: Path, meta: Meta, origins: Mapping[str, Origin]) -> str:

@@ -9,6 +9,7 @@ USEAFTER not later than the exposure start, wins; two equally good files are amb
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Protocol
@@ -99,8 +100,12 @@ def rule_of(key: str, reference: Mapping[str, str]) -> Rule | None:
     pattern_key = PATTERN_KEYS.get(key)
     pattern = reference.get(pattern_key) if pattern_key else None
     source, text = (pattern_key, pattern) if pattern and pattern.strip() else (key, reference.get(key))
-    if text is None:
-        return None
+    return None if text is None else _rule(key, source, text)
+
+
+@functools.lru_cache(maxsize=4096)
+def _rule(key: str, source: str, text: str) -> Rule:
+    """The rule ``text`` of keyword ``source`` makes on ``key``; shared, as thousands of references repeat a few."""
     allowed = frozenset(part.strip().upper() for part in text.split("|"))
     wildcard = allowed <= WILDCARDS or bool(allowed & (WILDCARDS - {""}))
     return Rule(key, source, text.strip(), allowed, wildcard)
