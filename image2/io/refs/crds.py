@@ -288,10 +288,6 @@ class CrdsRules:
         """The header-matching store used for what the rules do not cover (None until first needed)."""
         return self._fallback
 
-    def cards(self) -> dict[str, str]:
-        """The PRIMARY cards that record the choice in the products: CRDS_CTX and CRDS_VER."""
-        return {"CRDS_CTX": self.context, "CRDS_VER": crds_version()}
-
     def select(self, meta: Meta, reftype: str) -> Choice:
         """Choose the ``reftype`` reference for the exposure described by ``meta``.
 
