@@ -622,8 +622,7 @@ def test_the_coordinator_chooses_once_and_the_worker_replays_its_choice(cache, t
     assert ChosenReferences({}).select(exposure(), "flat").applicable  # a choice not made is not N/A
 
 
-@pytest.mark.parametrize("executor", ["local"])
-def test_the_watch_daemon_chooses_references_for_its_workers(tmp_path, monkeypatch, executor):
+def test_the_watch_daemon_chooses_references_for_its_workers(shared_cache, tmp_path, monkeypatch):
     from image2.watch import daemon
 
     built = {}
@@ -637,9 +636,24 @@ def test_the_watch_daemon_chooses_references_for_its_workers(tmp_path, monkeypat
 
     monkeypatch.setattr(daemon, "Daemon", Recorded)
     (tmp_path / "in").mkdir()
-    result = run("watch", tmp_path / "in", "-o", tmp_path / "out", "--crds-path", tmp_path / "in",
-                 "--crds-context", "jwst_0001.pmap", "--executor", executor)
+    result = run("watch", tmp_path / "in", "-o", tmp_path / "out", "--crds-path", shared_cache,
+                 "--crds-context", "jwst_0001.pmap")
     assert result.exit_code == 0, result.output
     assert built["prepare"] is run_references.with_reference_choices
     assert (built["config"].options.crds_path, built["config"].options.crds_context) == (
-        (tmp_path / "in").absolute(), "jwst_0001.pmap")
+        shared_cache.absolute(), "jwst_0001.pmap")
+
+
+@pytest.mark.parametrize("command", ["process", "watch", "refs"])
+def test_crds_options_that_cannot_choose_are_usage_errors_before_any_work(shared_cache, tmp_path, command):
+    rate = rate_file(tmp_path)
+    out = tmp_path / "out"
+    output = ("-o", out) if command != "refs" else ()
+    unknown = run(command, rate if command != "watch" else tmp_path, "--crds-path", shared_cache,
+                  "--crds-context", "jwst_0999.pmap", *output)
+    assert unknown.exit_code == 2
+    assert "context jwst_0999.pmap is not in this CRDS cache; it has jwst_0001.pmap, jwst_0002.pmap" \
+        in unknown.output
+    no_rules = run(command, rate if command != "watch" else tmp_path, "--crds-path", tmp_path, *output)
+    assert no_rules.exit_code == 2 and "no CRDS rules here" in no_rules.output
+    assert not out.exists()

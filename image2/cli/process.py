@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import click
 
-from image2.cli.crds_options import crds_options
+from image2.cli.crds_options import check_crds_options, crds_options
 from image2.cli.logs import configure, get_logger
 from image2.cli.options import executor_options, preview_option, reference_options, step_options
 from image2.errors import Image2Error
@@ -158,8 +158,9 @@ def process(ctx: click.Context, inputs: tuple[Path, ...], output_dir: Path, refe
     from image2.run.options import RunOptions, configuration
 
     options = RunOptions(output_dir=output_dir, reference_dirs=reference_dirs, overrides=overrides,
-                         crds_path=crds_path, crds_context=crds_context, config_file=config_file, step_overrides=step_overrides, overwrite=overwrite,
-                         strict=strict, save_bsub=save_bsub, preview=preview or False, allow_outside=allow_outside)
+                         crds_path=crds_path, crds_context=crds_context, config_file=config_file,
+                         step_overrides=step_overrides, overwrite=overwrite, strict=strict, save_bsub=save_bsub, preview=preview or False, allow_outside=allow_outside)
+    check_crds_options(crds_path, crds_context)
     try:
         configuration(options)  # configuration errors are usage errors: report before any work
     except Image2Error as error:

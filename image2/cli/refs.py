@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from image2.cli.crds_options import crds_options
+from image2.cli.crds_options import check_crds_options, crds_options
 from image2.cli.options import for_each_science_exposure, reference_options
 
 if TYPE_CHECKING:
@@ -31,14 +31,11 @@ def refs(ctx: click.Context, inputs: tuple[Path, ...], reference_dirs: tuple[Pat
     their header keywords (REFTYPE, INSTRUME, DETECTOR, EXP_TYPE, FILTER, PUPIL, SUBARRAY, P_* patterns,
     USEAFTER). Exits with 2 when an input cannot be read or a selection is ambiguous.
     """
-    from image2.errors import Image2Error
     from image2.io.refs.crds import reference_selector
     from image2.io.refs.origins import describe_origins, reference_origins
 
-    try:
-        source = reference_selector(reference_dirs, crds_path=crds_path, crds_context=crds_context)
-    except Image2Error as error:
-        raise click.UsageError(str(error)) from None
+    check_crds_options(crds_path, crds_context)
+    source = reference_selector(reference_dirs, crds_path=crds_path, crds_context=crds_context)
 
     def show(path: Path, association: Association, product: Product, handle: ExposureFile) -> bool:
         origins = reference_origins(handle.meta, source, overrides)

@@ -8,7 +8,7 @@ from pathlib import Path
 import attrs
 import click
 
-from image2.cli.crds_options import crds_options
+from image2.cli.crds_options import check_crds_options, crds_options
 from image2.cli.logs import configure, get_logger
 from image2.cli.options import executor_options, parse_ref_overrides, preview_option, step_options
 from image2.errors import Image2Error
@@ -94,6 +94,7 @@ def watch(ctx: click.Context, folders: tuple[Path, ...], output_dir: Path, refer
                          allow_outside=allow_outside)
     if scheduler is not None and executor != "dask":
         raise click.UsageError("--scheduler needs --executor dask")
+    check_crds_options(crds_path, crds_context)
     try:
         configuration(options)
     except Image2Error as error:
