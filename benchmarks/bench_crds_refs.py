@@ -10,7 +10,7 @@ dates; and ``mappings/jwst/`` with two contexts (.pmap), one .imap per instrumen
 .rmap per instrument and type, whose rows list every version (``Match`` + ``UseAfter``).
 The exposures are small rate files of NIRCam (imaging and NRC_TSIMAGE), MIRI and NIRISS.
 
-Per exposure, what ``image2 refs`` does: read the exposure's header, choose every needed
+Per exposure, what ``image2 refs`` does: read the exposure's headers (only), choose every needed
 type and say where each came from (``reference_origins``). Each mode runs in fresh processes:
 * rules — the rmaps of the newest context (crds): cold = first pass in a new process (crds
   imported, the needed rmaps parsed on first use), warm = a second pass in that process;
@@ -196,9 +196,9 @@ def child(mode: str, cache: Path, exposures: list[Path], index: Path) -> dict[st
     """Measure one process: set-up, then two passes over the exposures; count headers read."""
     started = time.perf_counter()
     from image2.io.refs import index as reference_index
-    from image2.io.crds_rules import reference_selector
+    from image2.io.refs.crds import reference_selector
     from image2.io.fits import open_exposure
-    from image2.io.reference_origins import describe_origins, reference_origins
+    from image2.io.refs.origins import describe_origins, reference_origins
 
     reads = []
     scan = reference_index.scan_file
@@ -215,7 +215,7 @@ def child(mode: str, cache: Path, exposures: list[Path], index: Path) -> dict[st
         times = []
         for path in exposures:
             begun = time.perf_counter()
-            with open_exposure(path) as handle:
+            with open_exposure(path, headers_only=True) as handle:
                 meta = handle.meta
             read = time.perf_counter()
             origins = reference_origins(meta, selector)

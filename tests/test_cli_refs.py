@@ -43,11 +43,11 @@ def test_refs_prints_choice_and_matched_keys_per_needed_type(setup):
     lines = result.output.splitlines()
     assert lines[0] == str(rate)
     flat = next(i for i, line in enumerate(lines) if line.lstrip().startswith("flat "))
-    assert "crds://jwst_nircam_flat_0001.fits" in lines[flat]
-    assert str(refs / "jwst_nircam_flat_0001.fits") in lines[flat]
-    assert "matched: REFTYPE=FLAT, INSTRUME=NIRCAM, DETECTOR=NRCB1" in lines[flat + 1]
-    assert "FILTER=F150W" in lines[flat + 1] and "USEAFTER 2022-01-01T00:00:00 <= 2023-02-25T12:00:00" in lines[
-        flat + 1]
+    assert lines[flat] == "  flat         crds://jwst_nircam_flat_0001.fits  (from header match)"
+    assert lines[flat + 1].strip() == str(refs / "jwst_nircam_flat_0001.fits")
+    assert "matched: REFTYPE=FLAT, INSTRUME=NIRCAM, DETECTOR=NRCB1" in lines[flat + 2]
+    assert "FILTER=F150W" in lines[flat + 2] and "USEAFTER 2022-01-01T00:00:00 <= 2023-02-25T12:00:00" in lines[
+        flat + 2]
     assert "crds://jwst_nircam_distortion_0001.asdf" in result.output
     assert [line.split()[0] for line in lines if line.startswith("  ") and not line.startswith("   ")][1:] == [
         "distortion", "filteroffset", "flat", "photom", "area"]
@@ -71,7 +71,7 @@ def test_refs_counts_files_of_other_detectors(setup):
     assert "flat         none: none of 2 FLAT reference(s) for NIRCAM NRCB1 matched" in result.output
     assert "- jwst_nircam_flat_0009.fits: FILTER F444W does not match the exposure's FILTER F200W" in result.output
     assert "- jwst_nircam_flat_0001.fits: FILTER F150W does not match" in result.output
-    assert "- 1 more for other detectors" in result.output
+    assert "- 1 more refused" in result.output  # the NRCB2 flat
 
 
 def test_refs_overrides_and_na(setup, tmp_path):
@@ -80,8 +80,8 @@ def test_refs_overrides_and_na(setup, tmp_path):
     result = run("refs", str(rate), "--refs", str(refs), "--ref", f"FLAT={mine}", "--ref", "area=N/A",
                  "--ref", f"dark={mine}")
     assert result.exit_code == 0, result.output
-    assert f"flat         {mine.resolve()}  (--ref override)" in result.output
-    assert "area         N/A  (--ref override)" in result.output
+    assert f"flat         {mine.resolve()}  (from --ref)" in result.output
+    assert "area         N/A  (from --ref area=N/A)" in result.output
     assert "dark " in result.output
 
 

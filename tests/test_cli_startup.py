@@ -22,7 +22,7 @@ from image2.core.references import REFTYPES
 REPO = Path(__file__).resolve().parents[1]
 
 HEAVY = ("numpy", "astropy", "gwcs", "scipy", "matplotlib", "asdf", "structlog", "rich", "watchdog", "dask",
-         "distributed", "yaml")
+         "distributed", "yaml", "crds", "stdatamodels")
 """Never needed to show help."""
 
 PIPELINE = ("gwcs", "scipy", "matplotlib", "asdf", "astropy.modeling", "drizzle")

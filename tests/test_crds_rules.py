@@ -4,40 +4,48 @@ from __future__ import annotations
 
 import logging
 import os
+import pickle
 import shutil
 import socket
 from pathlib import Path
 
+import crds  # noqa: F401 - in the test extra: these tests run, never skip
 import pytest
+from astropy.io import fits
+from click.testing import CliRunner
 
-pytest.importorskip("crds")
-
-from image2.core.meta import ExposureInfo, Instrument, Meta, Subarray  # noqa: E402
-from image2.errors import InvalidInputError  # noqa: E402
-from image2.io import crds_rules  # noqa: E402
-from image2.io.refs import index as reference_index  # noqa: E402
-from image2.io.crds_rules import (  # noqa: E402
+from image2.cli.main import cli
+from image2.core.meta import ExposureInfo, Instrument, Meta, Subarray
+from image2.errors import InvalidInputError
+from image2.io.refs import crds as refs_crds
+from image2.io.refs import index as reference_index
+from image2.io.refs.crds import (
     SERVERLESS_URL,
     CrdsCache,
     CrdsRules,
     RuleChoice,
+    context_cards,
     crds_parameters,
     reference_selector,
 )
-from image2.io.fits import open_exposure  # noqa: E402
-from image2.io.reference_origins import describe_origins, reference_origins  # noqa: E402
-from image2.core.steps import needed_reftypes  # noqa: E402
-from image2.io.refs.resolution import resolve_references  # noqa: E402
-from image2.io.refs.store import ReferenceStore  # noqa: E402
-from image2.synthetic.crds_cache import (  # noqa: E402
+from image2.io.fits import open_exposure
+from image2.io.refs.origins import describe_origins, reference_origins
+from image2.core.steps import needed_reftypes
+from image2.io.refs.choices import ChosenReferences
+from image2.run import references as run_references
+from image2.run.options import RunOptions
+from image2.run.process import process_input
+from image2.io.refs.resolution import resolve_references
+from image2.io.refs.store import ReferenceStore
+from image2.synthetic.crds_cache import (
     IMAGING_PARKEYS,
     write_imap,
     write_pmap,
     write_rmap,
     write_server_config,
 )
-from image2.synthetic.exposures import make_rate  # noqa: E402
-from image2.synthetic.references import (  # noqa: E402
+from image2.synthetic.exposures import make_rate
+from image2.synthetic.references import (
     make_area,
     make_distortion,
     make_filteroffset,
@@ -46,6 +54,8 @@ from image2.synthetic.references import (  # noqa: E402
 )
 
 SMALL = (16, 16)
+DETECTOR_PART = (256, 256)
+"""The references' shape: enough to hold the exposures' 64 x 80 subarray at (1, 1), so they calibrate."""
 IMAGING = ("distortion", "filteroffset", "flat", "photom", "area")
 TS = "NRC_IMAGE|NRC_TSIMAGE"
 IMAGING_ONLY = {"EXP_TYPE": "NRC_IMAGE", "P_EXP_TY": None}
@@ -66,11 +76,11 @@ def _isolated(tmp_path, monkeypatch):
 def write_references(folder: Path) -> None:
     """NIRCam imaging references whose headers say NRC_IMAGE (flats in two versions, NRCB2 too)."""
     folder.mkdir(parents=True, exist_ok=True)
-    make_flat(folder / "jwst_nircam_flat_0001.fits", SMALL, **IMAGING_ONLY)
-    make_flat(folder / "jwst_nircam_flat_0002.fits", SMALL, useafter="2023-01-01T00:00:00", value=1.1, **IMAGING_ONLY)
-    make_flat(folder / "jwst_nircam_flat_0003.fits", SMALL, filter="F200W", pupil=None, **IMAGING_ONLY)
-    make_flat(folder / "jwst_nircam_flat_0004.fits", SMALL, detector="NRCB2", **IMAGING_ONLY)
-    make_area(folder / "jwst_nircam_area_0001.fits", SMALL, **IMAGING_ONLY)
+    make_flat(folder / "jwst_nircam_flat_0001.fits", DETECTOR_PART, **IMAGING_ONLY)
+    make_flat(folder / "jwst_nircam_flat_0002.fits", DETECTOR_PART, useafter="2023-01-01T00:00:00", value=1.1, **IMAGING_ONLY)
+    make_flat(folder / "jwst_nircam_flat_0003.fits", DETECTOR_PART, filter="F200W", pupil=None, **IMAGING_ONLY)
+    make_flat(folder / "jwst_nircam_flat_0004.fits", DETECTOR_PART, detector="NRCB2", **IMAGING_ONLY)
+    make_area(folder / "jwst_nircam_area_0001.fits", DETECTOR_PART, **IMAGING_ONLY)
     make_photom(folder / "jwst_nircam_photom_0001.fits", detector="NRCB1", **IMAGING_ONLY)
     make_distortion(folder / "jwst_nircam_distortion_0001.asdf", exp_type="NRC_IMAGE", exposure={"p_exptype": None})
     make_filteroffset(folder / "jwst_nircam_filteroffset_0001.asdf", exp_type="NRC_IMAGE",
@@ -130,7 +140,8 @@ def exposure(detector="NRCB1", filter="F150W", pupil="CLEAR", exp_type="NRC_TSIM
 
 
 def rate_file(folder: Path, **primary) -> Path:
-    cards = {"EXP_TYPE": "NRC_TSIMAGE", "TSOVISIT": True, "SUBARRAY": "SUBGRISM64", **primary}
+    cards = {"EXP_TYPE": "NRC_TSIMAGE", "TSOVISIT": True, "SUBARRAY": "SUBGRISM64", "SUBSTRT1": 1, "SUBSTRT2": 1,
+             **primary}
     return make_rate(folder / f"rate_{abs(hash(tuple(sorted(cards.items())))):x}.fits", (64, 80), primary=cards)
 
 
@@ -184,7 +195,7 @@ def test_a_dictionary_of_keywords_or_model_paths_chooses_as_the_meta_does(shared
     by_meta = rules.choose(exposure(), IMAGING)
     fits_keywords = {"INSTRUME": "NIRCAM", "DETECTOR": "NRCB1", "FILTER": "F150W", "PUPIL": "CLEAR",
                      "EXP_TYPE": "NRC_TSIMAGE", "DATE-OBS": "2023-02-25", "TIME-OBS": "12:00:00"}
-    model_paths = {f"meta.{'.'.join(crds_rules.CRDS_KEYWORDS[k].lower().split('.')[1:])}": v
+    model_paths = {f"meta.{'.'.join(refs_crds.CRDS_KEYWORDS[k].lower().split('.')[1:])}": v
                    for k, v in fits_keywords.items()}
     for parameters in (fits_keywords, model_paths):
         assert {k: c.path for k, c in rules.choose(parameters, IMAGING).items()} == {
@@ -210,18 +221,20 @@ def test_the_pinned_context_is_used(shared_cache, monkeypatch):
     assert by_environment.select(exposure(), "flat").path.name == "jwst_nircam_flat_0001.fits"
     assert CrdsRules(store, "jwst_0002.pmap").context == "jwst_0002.pmap"  # the argument beats $CRDS_CONTEXT
     assert CrdsRules(store, "latest").context == "jwst_0002.pmap"
-    assert CrdsRules(store).cards()["CRDS_CTX"] == "jwst_0001.pmap"
+    assert CrdsRules(store).select(exposure(), "flat").context == "jwst_0001.pmap"
     with pytest.raises(InvalidInputError, match="context jwst_0999.pmap is not in this CRDS cache"):
         CrdsRules(store, "jwst_0999.pmap")
     with pytest.raises(InvalidInputError, match="date-based context needs the CRDS server"):
         CrdsRules(store, "jwst-2023-01-01T00:00:00")
 
 
-def test_products_record_the_context_and_crds_version(shared_cache):
+def test_products_record_the_context_and_crds_version(shared_cache, tmp_path):
     import crds
 
-    assert CrdsRules(CrdsCache.at(shared_cache), "jwst_0001.pmap").cards() == {
-        "CRDS_CTX": "jwst_0001.pmap", "CRDS_VER": crds.__version__}
+    chosen = CrdsRules(CrdsCache.at(shared_cache), "jwst_0001.pmap").choose(exposure(filter="F444W"), IMAGING)
+    assert context_cards(chosen.values()) == {"CRDS_CTX": "jwst_0001.pmap", "CRDS_VER": crds.__version__}
+    _, by_header = resolve_references(exposure(), ReferenceStore([shared_cache / "references"], tmp_path / "i"))
+    assert context_cards(item.choice for item in by_header.values()) == {}
 
 
 # ---------------------------------------------------------------- time series imaging
@@ -370,7 +383,7 @@ def test_the_selector_follows_what_is_available(cache, tmp_path, monkeypatch, ca
     monkeypatch.setenv("CRDS_PATH", str(cache))
     implicit = reference_selector()
     assert isinstance(implicit, CrdsRules) and implicit.context == "jwst_0002.pmap"
-    monkeypatch.setattr(crds_rules, "crds_available", lambda: False)
+    monkeypatch.setattr(refs_crds, "crds_available", lambda: False)
     with caplog.at_level(logging.WARNING):
         assert isinstance(reference_selector(), ReferenceStore)
     assert "pip install 'image2[crds]'" in caplog.text
@@ -468,3 +481,179 @@ def test_an_ambiguous_header_match_is_flagged_for_the_command_to_report(tmp_path
     assert origins["flat"].ambiguous and origins["flat"].path is None
     assert "a.fits, b.fits match equally well" in origins["flat"].summary
     assert not origins["photom"].ambiguous
+
+
+# ---------------------------------------------------------------- wired into the commands
+
+R_KEYWORDS = {"flat": "R_FLAT", "area": "R_AREA", "photom": "R_PHOTOM", "distortion": "R_DISTOR",
+              "filteroffset": "R_FILOFF"}
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    """Any attempt to resolve a name or connect fails the test."""
+    def refuse(*args, **kwargs):
+        raise AssertionError("network access attempted")
+
+    for name in ("getaddrinfo", "create_connection", "gethostbyname"):
+        monkeypatch.setattr(socket, name, refuse)
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket.socket, "connect_ex", refuse)
+
+
+def run(*args: object):
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+def cal_header(out: Path) -> fits.Header:
+    (cal,) = out.glob("*_cal.fits")
+    return fits.getheader(cal)
+
+
+def with_na_flat_context(cache: Path) -> None:
+    """Add context jwst_0003.pmap, whose NIRCam .imap declares FLAT N/A (as FGS's does in real contexts)."""
+    mappings = cache / "mappings" / "jwst"
+    write_imap(mappings, "jwst_nircam_0003.imap", "NIRCAM", {
+        "flat": "N/A", "area": "jwst_nircam_area_0001.rmap", "photom": "jwst_nircam_photom_0001.rmap",
+        "distortion": "jwst_nircam_distortion_0001.rmap", "filteroffset": "jwst_nircam_filteroffset_0001.rmap"})
+    write_pmap(mappings, "jwst_0003.pmap", {"NIRCAM": "jwst_nircam_0003.imap"})
+
+
+@pytest.mark.parametrize("how", ["--crds-path", "$CRDS_PATH"])
+def test_process_calibrates_a_tso_exposure_by_the_rules_offline_and_records_the_context(
+        shared_cache, tmp_path, monkeypatch, no_network, how):
+    import crds
+
+    rate = rate_file(tmp_path)
+    if how == "$CRDS_PATH":
+        monkeypatch.setenv("CRDS_PATH", str(shared_cache))
+    options = ("--crds-path", shared_cache) if how == "--crds-path" else ()
+    result = run("process", rate, *options, "-o", tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    header = cal_header(tmp_path / "out")
+    with open_exposure(rate) as handle:
+        expected = CrdsRules(CrdsCache.at(shared_cache)).choose(handle.meta, IMAGING)
+    assert {reftype: header[keyword] for reftype, keyword in R_KEYWORDS.items()} == {
+        reftype: f"crds://{expected[reftype].path.name}" for reftype in R_KEYWORDS}
+    assert header["R_FLAT"] == "crds://jwst_nircam_flat_0002.fits"  # the newest context's newer flat
+    assert (header["CRDS_CTX"], header["CRDS_VER"]) == ("jwst_0002.pmap", crds.__version__)
+    assert (header["S_FLAT"], header["S_PHOTOM"], header["S_WCS"]) == ("COMPLETE",) * 3
+    assert os.environ["CRDS_SERVER_URL"] == "https://crds.invalid"
+
+
+@pytest.mark.parametrize("how", ["--crds-context", "$CRDS_CONTEXT"])
+def test_process_uses_the_pinned_context(shared_cache, tmp_path, monkeypatch, how):
+    rate = rate_file(tmp_path)
+    if how == "$CRDS_CONTEXT":
+        monkeypatch.setenv("CRDS_CONTEXT", "jwst_0001.pmap")
+    options = ("--crds-context", "jwst_0001.pmap") if how == "--crds-context" else ()
+    result = run("process", rate, "--crds-path", shared_cache, *options, "-o", tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    header = cal_header(tmp_path / "out")
+    assert (header["CRDS_CTX"], header["R_FLAT"]) == ("jwst_0001.pmap", "crds://jwst_nircam_flat_0001.fits")
+
+
+def test_process_without_mappings_calibrates_a_tso_exposure_by_header_match(shared_cache, tmp_path):
+    rate = rate_file(tmp_path)
+    result = run("process", rate, "--refs", shared_cache / "references", "-o", tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    header = cal_header(tmp_path / "out")
+    assert header["R_FLAT"] == "crds://jwst_nircam_flat_0002.fits"
+    assert all(header[keyword].startswith("crds://") for keyword in R_KEYWORDS.values())
+    assert (header["S_FLAT"], header["S_PHOTOM"], header["S_WCS"]) == ("COMPLETE",) * 3
+    assert "CRDS_CTX" not in header  # no context chose
+
+
+def test_a_type_the_rules_declare_na_is_skipped_as_not_applicable_not_missing(cache, tmp_path):
+    with_na_flat_context(cache)
+    rate = rate_file(tmp_path)
+    result = run("process", rate, "--crds-path", cache, "--crds-context", "jwst_0003.pmap", "-o", tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    assert "done (flat_field SKIPPED: FLAT not applicable by the rules of context jwst_0003.pmap)" in result.output
+    header = cal_header(tmp_path / "out")
+    assert (header["S_FLAT"], header["S_PHOTOM"], header["CRDS_CTX"]) == ("SKIPPED", "COMPLETE", "jwst_0003.pmap")
+    refs = run("refs", rate, "--crds-path", cache, "--crds-context", "jwst_0003.pmap")
+    assert "flat         N/A  (not applicable: jwst_nircam_0003.imap of context jwst_0003.pmap declares FLAT " \
+           "N/A for NIRCAM)" in refs.output
+    unmatched = run("process", rate_file(tmp_path, FILTER="F444W"), "--crds-path", cache, "--crds-context",
+                    "jwst_0002.pmap", "-o", tmp_path / "out2")
+    assert unmatched.exit_code == 1  # no rule matches: missing, unlike N/A
+    assert "no FLAT, AREA reference found" in unmatched.output
+
+
+def test_refs_says_where_each_choice_came_from(shared_cache, tmp_path):
+    rate = rate_file(tmp_path)
+    mine = make_flat(tmp_path / "my_flat.fits", SMALL)
+    by_rules = run("refs", rate, "--crds-path", shared_cache, "--ref", f"photom={mine}")
+    assert by_rules.exit_code == 0, by_rules.output
+    assert ("  flat         crds://jwst_nircam_flat_0002.fits  (from rmap jwst_nircam_flat_0002.rmap of context "
+            "jwst_0002.pmap)") in by_rules.output
+    assert f"  photom       {mine}  (from --ref)" in by_rules.output
+    unfilled = run("refs", rate_file(tmp_path, FILTER="F444W"), "--crds-path", shared_cache)
+    assert "  flat         none: no rule of jwst_nircam_flat_0002.rmap of context jwst_0002.pmap matches" \
+        in unfilled.output
+    assert "closest candidates:" in unfilled.output
+    assert "- jwst_nircam_flat_0002.fits: FILTER F444W not in F150W" in unfilled.output
+    by_header = run("refs", rate, "--refs", shared_cache / "references")
+    assert "  flat         crds://jwst_nircam_flat_0002.fits  (from header match)" in by_header.output
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    refused = run("refs", rate, "--crds-path", plain)
+    assert refused.exit_code == 2 and "no CRDS rules here" in refused.output
+
+
+def test_the_coordinator_chooses_once_and_the_worker_replays_its_choice(cache, tmp_path, monkeypatch):
+    with_na_flat_context(cache)
+    rate = rate_file(tmp_path)
+    options = RunOptions(output_dir=tmp_path / "out", crds_path=cache, crds_context="jwst_0003.pmap")
+    chosen = run_references.with_reference_choices(rate, options)
+    choices = chosen.references[str(rate)]
+    assert all(isinstance(choice, RuleChoice) and choice.context == "jwst_0003.pmap" for choice in choices.values())
+    assert not choices["flat"].applicable and choices["area"].path.name == "jwst_nircam_area_0001.fits"
+    shipped = pickle.loads(pickle.dumps(chosen))  # as it crosses to a worker process or a Dask worker
+    assert shipped == chosen
+    monkeypatch.setattr(run_references, "reference_source",
+                        lambda options: pytest.fail("the worker chose references itself"))
+    [result] = process_input(rate, shipped)
+    assert result.status == "done", result.error
+    assert result.skipped_steps == ("flat_field SKIPPED: FLAT not applicable by the rules of context jwst_0003.pmap",)
+    header = cal_header(tmp_path / "out")
+    assert (header["CRDS_CTX"], header["R_AREA"]) == ("jwst_0003.pmap", "crds://jwst_nircam_area_0001.fits")
+    assert ChosenReferences({}).select(exposure(), "flat").applicable  # a choice not made is not N/A
+
+
+def test_the_watch_daemon_chooses_references_for_its_workers(shared_cache, tmp_path, monkeypatch):
+    from image2.watch import daemon
+
+    built = {}
+
+    class Recorded:
+        def __init__(self, config, **kwargs):
+            built.update(kwargs, config=config)
+
+        def run(self) -> int:
+            return 0
+
+    monkeypatch.setattr(daemon, "Daemon", Recorded)
+    (tmp_path / "in").mkdir()
+    result = run("watch", tmp_path / "in", "-o", tmp_path / "out", "--crds-path", shared_cache,
+                 "--crds-context", "jwst_0001.pmap")
+    assert result.exit_code == 0, result.output
+    assert built["prepare"] is run_references.with_reference_choices
+    assert (built["config"].options.crds_path, built["config"].options.crds_context) == (
+        shared_cache.absolute(), "jwst_0001.pmap")
+
+
+@pytest.mark.parametrize("command", ["process", "watch", "refs"])
+def test_crds_options_that_cannot_choose_are_usage_errors_before_any_work(shared_cache, tmp_path, command):
+    rate = rate_file(tmp_path)
+    out = tmp_path / "out"
+    output = ("-o", out) if command != "refs" else ()
+    unknown = run(command, rate if command != "watch" else tmp_path, "--crds-path", shared_cache,
+                  "--crds-context", "jwst_0999.pmap", *output)
+    assert unknown.exit_code == 2
+    assert "context jwst_0999.pmap is not in this CRDS cache; it has jwst_0001.pmap, jwst_0002.pmap" \
+        in unknown.output
+    no_rules = run(command, rate if command != "watch" else tmp_path, "--crds-path", tmp_path, *output)
+    assert no_rules.exit_code == 2 and "no CRDS rules here" in no_rules.output
+    assert not out.exists()

@@ -120,7 +120,7 @@ def assert_products_match(out: Path, expected: Path) -> None:
 def stores_built() -> int:
     """How many reference stores this worker built (it should have chosen no reference itself)."""
     module = sys.modules.get("image2.run.references")
-    return module.reference_store.cache_info().currsize if module is not None else 0
+    return module._reference_source.cache_info().currsize if module is not None else 0
 
 
 def test_a_batch_on_the_cluster_gives_the_local_products(tmp_path: Path, batch: list[Path], refs: Path,

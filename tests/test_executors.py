@@ -16,6 +16,7 @@ from click.testing import CliRunner
 
 from image2.cli.main import cli
 from image2.cli.process import settled
+from image2.io.refs.selection import Choice
 from image2.run.executors import ExecutorUnavailable, finished, lost_worker, make_executor
 from image2.run.options import RunOptions
 from image2.run.process import process_input
@@ -121,9 +122,11 @@ def test_the_coordinator_chooses_references_from_headers_and_leaves_overrides_ou
     science = make_rate(tmp_path / "jw01234001001_01101_00001_nrcb1_rate.fits", shape=SHAPE, primary=SUBARRAY)
     options = RunOptions(output_dir=tmp_path / "out", reference_dirs=[refs], overrides={"photom": "N/A"})
     chosen = with_reference_choices(science, options)
-    assert chosen.references == {str(science): {
-        "distortion": str(refs / "jwst_nircam_distortion_0001.asdf"), "filteroffset": "N/A",
-        "flat": str(refs / "jwst_nircam_flat_0001.fits"), "area": "N/A"}}
+    assert {reftype: choice.path for reftype, choice in chosen.references[str(science)].items()} == {
+        "distortion": refs / "jwst_nircam_distortion_0001.asdf", "filteroffset": None,
+        "flat": refs / "jwst_nircam_flat_0001.fits", "area": None}
+    assert list(chosen.references) == [str(science)]
+    assert all(choice.rejected == () for choice in chosen.references[str(science)].values())  # kept small
     assert with_reference_choices(science, RunOptions(output_dir=tmp_path, reference_dirs=[tmp_path / "gone"])
                                   ).references == {}
 
@@ -146,8 +149,9 @@ def test_the_worker_reads_the_references_it_is_given_and_records_them_as_store_c
     out = tmp_path / "out"
     options = RunOptions(output_dir=out, reference_dirs=[refs],
                          overrides={"filteroffset": "N/A", "photom": "N/A", "area": "N/A"},
-                         references={str(science): {"distortion": str(refs / "jwst_nircam_distortion_0001.asdf"),
-                                                    "flat": str(other_flat)}})
+                         references={str(science): {
+                             "distortion": Choice("distortion", refs / "jwst_nircam_distortion_0001.asdf"),
+                             "flat": Choice("flat", other_flat)}})
     [result] = process_input(science, options)
     assert result.status == "done", result.error
     header = fits.getheader(out / "jw01234001001_01101_00001_nrcb1_cal.fits")
@@ -163,8 +167,8 @@ def test_the_worker_reads_the_references_it_is_given_and_records_them_as_store_c
 def test_a_gap_in_the_choices_it_is_given_fails_the_exposure(tmp_path: Path, refs: Path) -> None:
     science = make_rate(tmp_path / "jw01234001001_01101_00001_nrcb1_rate.fits", shape=SHAPE, primary=SUBARRAY)
     options = RunOptions(output_dir=tmp_path / "out", reference_dirs=[refs],
-                         references={str(science): {"distortion": "N/A", "filteroffset": "N/A", "flat": "N/A",
-                                                    "photom": "N/A", "area": "N/A"}})
+                         references={str(science): {reftype: Choice(reftype) for reftype in (
+                             "distortion", "filteroffset", "flat", "photom", "area")}})
     [result] = process_input(science, options)
     assert result.status == "failed"
     assert "no DISTORTION, FILTEROFFSET, FLAT, PHOTOM, AREA reference found" in result.error

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import click
 
+from image2.cli.crds_options import check_crds_options, crds_options
 from image2.cli.logs import configure, get_logger
 from image2.cli.options import executor_options, preview_option, reference_options, step_options
 from image2.errors import Image2Error
@@ -27,9 +28,10 @@ def _results(inputs: tuple[Path, ...], options: RunOptions, jobs: int | None, lo
              executor: str = "local", scheduler: str | None = None) -> Iterator[list[ProductResult]]:
     """Yield each input's results as they finish: here, in local worker processes, or on a Dask cluster.
 
-    Locally, ``jobs`` > 1 runs inputs in that many worker processes. On a cluster the
-    references are chosen here, once per exposure, and every path is made absolute (workers
-    run elsewhere); an input whose worker was lost is run again (see image2.run.executors).
+    Locally, ``jobs`` > 1 runs inputs in that many worker processes; on a cluster every path is
+    made absolute (workers run elsewhere). With workers, the references are chosen here, once
+    per exposure, and handed to them; an input whose worker was lost is run again (see
+    image2.run.executors).
     """
     from image2.run.process import process_input
     from image2.run.references import with_reference_choices
@@ -41,9 +43,8 @@ def _results(inputs: tuple[Path, ...], options: RunOptions, jobs: int | None, lo
         return
     if executor == "dask":
         options = _absolute(options)
-        calls = ((path.absolute(), with_reference_choices(path.absolute(), options)) for path in inputs)
-    else:
-        calls = ((path, options) for path in inputs)
+        inputs = tuple(path.absolute() for path in inputs)
+    calls = ((path, with_reference_choices(path, options)) for path in inputs)
     with make_executor(executor, jobs, scheduler, initializer=configure, initargs=log_setup) as pool:
         for end in finished(pool, process_input, calls):
             if end.error is None:
@@ -59,6 +60,7 @@ def _absolute(options: RunOptions) -> RunOptions:
     """Return ``options`` with every path absolute, as workers on other machines need them."""
     return attrs.evolve(options, output_dir=options.output_dir.absolute(),
                         reference_dirs=[folder.absolute() for folder in options.reference_dirs],
+                        crds_path=options.crds_path.absolute() if options.crds_path else None,
                         config_file=options.config_file.absolute() if options.config_file else None)
 
 
@@ -129,6 +131,7 @@ def exit_code(results: list[ProductResult]) -> int:
 @click.option("--output-dir", "-o", type=click.Path(file_okay=False, path_type=Path), default=Path("."),
               show_default=True, help="Where products go.")
 @reference_options
+@crds_options
 @step_options
 @executor_options
 @click.option("--save-bsub", is_flag=True, help="Also write the background-subtracted _bsub/_bsubints product.")
@@ -143,7 +146,7 @@ def exit_code(results: list[ProductResult]) -> int:
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @click.pass_context
 def process(ctx: click.Context, inputs: tuple[Path, ...], output_dir: Path, reference_dirs: tuple[Path, ...],
-            overrides: dict[str, str], config_file: Path | None, step_overrides: tuple[str, ...], save_bsub: bool,
+            overrides: dict[str, str], crds_path: Path | None, crds_context: str | None, config_file: Path | None, step_overrides: tuple[str, ...], save_bsub: bool,
             jobs: int | None, executor: str, scheduler: str | None, overwrite: bool, strict: bool,
             preview: str | None, allow_outside: bool, quiet: bool) -> None:
     """Calibrate rate/rateints files and Level-2 associations."""
@@ -155,8 +158,9 @@ def process(ctx: click.Context, inputs: tuple[Path, ...], output_dir: Path, refe
     from image2.run.options import RunOptions, configuration
 
     options = RunOptions(output_dir=output_dir, reference_dirs=reference_dirs, overrides=overrides,
-                         config_file=config_file, step_overrides=step_overrides, overwrite=overwrite,
-                         strict=strict, save_bsub=save_bsub, preview=preview or False, allow_outside=allow_outside)
+                         crds_path=crds_path, crds_context=crds_context, config_file=config_file,
+                         step_overrides=step_overrides, overwrite=overwrite, strict=strict, save_bsub=save_bsub, preview=preview or False, allow_outside=allow_outside)
+    check_crds_options(crds_path, crds_context)
     try:
         configuration(options)  # configuration errors are usage errors: report before any work
     except Image2Error as error:

@@ -8,6 +8,7 @@ from pathlib import Path
 import attrs
 import click
 
+from image2.cli.crds_options import check_crds_options, crds_options
 from image2.cli.logs import configure, get_logger
 from image2.cli.options import executor_options, parse_ref_overrides, preview_option, step_options
 from image2.errors import Image2Error
@@ -25,6 +26,7 @@ _SECONDS = click.FloatRange(min=0.0)
               help="Folder of reference files (repeatable). While one is missing, items wait and retry.")
 @click.option("--ref", "overrides", multiple=True, metavar="TYPE=PATH", callback=parse_ref_overrides,
               help="Use this reference file (or N/A for none).")
+@crds_options
 @step_options
 @executor_options
 @click.option("--pattern", "patterns", multiple=True, metavar="GLOB",
@@ -67,8 +69,8 @@ _SECONDS = click.FloatRange(min=0.0)
                    "to 127.0.0.1, this machine only; 0.0.0.0 shows it to the network).")
 @click.pass_context
 def watch(ctx: click.Context, folders: tuple[Path, ...], output_dir: Path, reference_dirs: tuple[Path, ...],
-          overrides: dict[str, str], config_file: Path | None, step_overrides: tuple[str, ...],
-          patterns: tuple[str, ...], recursive: bool, workers: int | None, executor: str, scheduler: str | None,
+          overrides: dict[str, str], crds_path: Path | None, crds_context: str | None,
+          config_file: Path | None, step_overrides: tuple[str, ...], patterns: tuple[str, ...], recursive: bool, workers: int | None, executor: str, scheduler: str | None,
           poll: float | None, settle: float,
           quarantine: Path | None, reconcile: float, heartbeat: float, grace: float, member_wait: float,
           members_as_singletons: bool, max_attempts: int, retry_delay: float, save_bsub: bool,
@@ -85,12 +87,14 @@ def watch(ctx: click.Context, folders: tuple[Path, ...], output_dir: Path, refer
     from image2.watch.status_page import serving
 
     options = RunOptions(output_dir=output_dir.absolute(), reference_dirs=[d.absolute() for d in reference_dirs],
-                         overrides=overrides, config_file=config_file.absolute() if config_file else None,
+                         overrides=overrides, crds_path=crds_path.absolute() if crds_path else None,
+                         crds_context=crds_context, config_file=config_file.absolute() if config_file else None,
                          step_overrides=step_overrides,
                          overwrite=overwrite, strict=strict, save_bsub=save_bsub, preview=preview or False,
                          allow_outside=allow_outside)
     if scheduler is not None and executor != "dask":
         raise click.UsageError("--scheduler needs --executor dask")
+    check_crds_options(crds_path, crds_context)
     try:
         configuration(options)
     except Image2Error as error:
@@ -110,11 +114,12 @@ def watch(ctx: click.Context, folders: tuple[Path, ...], output_dir: Path, refer
         log.info("status-page", url=page.url)
     log_setup = ((ctx.obj or {}).get("log_format", "console"),
                  logging.getLevelName(logging.getLogger("image2").level))
+    # The daemon is the coordinator: it chooses each input's references and hands them to the workers.
     if executor == "local":
-        daemon = Daemon(config, executor=lambda n: process_pool(n, configure, log_setup), log=log)
+        daemon = Daemon(config, executor=lambda n: process_pool(n, configure, log_setup), log=log,
+                        prepare=with_reference_choices)
         ctx.exit(daemon.run())
     with make_executor(executor, workers, scheduler, initializer=configure, initargs=log_setup) as cluster:
-        # The daemon stays the coordinator: it chooses each input's references and hands them to the cluster.
         daemon = Daemon(attrs.evolve(config, workers=workers or cluster.capacity()), executor=lambda n: cluster,
                         log=log, prepare=with_reference_choices)
         status = daemon.run()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import attrs
 
@@ -11,10 +12,13 @@ from image2.core.config import Config
 from image2.io.config_file import load_config
 from image2.io.i2d import read_output_wcs
 
+if TYPE_CHECKING:
+    from image2.io.refs.selection import Choice
+
 
 @attrs.frozen
 class RunOptions:
-    """How to process inputs; plain values only, so it crosses process boundaries."""
+    """How to process inputs; plain values and frozen records only, so it crosses process boundaries."""
 
     output_dir: Path = attrs.field(converter=Path)
     reference_dirs: tuple[Path, ...] = attrs.field(default=(), converter=lambda v: tuple(map(Path, v)))
@@ -26,9 +30,13 @@ class RunOptions:
     save_bsub: bool = False
     preview: bool = False
     allow_outside: bool = False
-    references: Mapping[str, Mapping[str, str]] = attrs.field(
+    crds_path: Path | None = attrs.field(default=None, converter=attrs.converters.optional(Path))
+    """A CRDS cache whose rules choose the references (else $CRDS_PATH when it has rules)."""
+    crds_context: str | None = None
+    """The CRDS context (.pmap) whose rules choose (else $CRDS_CONTEXT, else the cache's newest)."""
+    references: Mapping[str, Mapping[str, Choice]] = attrs.field(
         factory=dict, converter=lambda m: {str(k): dict(v) for k, v in m.items()})
-    """References chosen beforehand by a coordinator, {science path: {reftype: path or "N/A"}};
+    """References chosen beforehand by a coordinator, {science path: {reftype: Choice}};
     an exposure not listed has its references chosen where it runs."""
 
 

@@ -24,7 +24,7 @@ from image2.io.fits import open_exposure, read_exposure
 from image2.run.cube import stage_cube
 from image2.run.options import RunOptions, configuration
 from image2.run.publish import stage_products
-from image2.run.references import choose_references, skipped_steps
+from image2.run.references import choose_references, reference_cards, skipped_steps
 from image2.run.results import DONE, FAILED, SKIPPED, Failure, FailureKind, ProductResult, failure_of
 
 log = logging.getLogger(__name__)
@@ -67,6 +67,7 @@ def process_product(association: Association, product: Product, options: RunOpti
                                      time.perf_counter() - started)
             meta = _with_association(handle.meta, association)
             references, plan = choose_references(meta, options, science, config)
+            meta = meta.with_cards("PRIMARY", reference_cards(plan))
             backgrounds = [read_exposure(member.path) for member in product.background]
             options.output_dir.mkdir(parents=True, exist_ok=True)
             with Staging(options.overwrite) as staging:

@@ -1,12 +1,13 @@
 """The selection keywords of a reference file, read from its header alone.
 
-A FITS reference's PRIMARY cards are read straight from its blocks (astropy only for darks,
-whose SCI dimensions matter, and for headers the direct reading refuses); an ASDF reference's
+A FITS reference's PRIMARY cards (and a dark's SCI dimensions) are read straight from its header
+blocks, skipping the data (astropy only for headers the direct reading refuses); an ASDF reference's
 ``meta`` entry is parsed from its YAML lines (asdf itself only when the layout is unusual).
 """
 
 from __future__ import annotations
 
+import os
 import warnings
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -17,7 +18,7 @@ import yaml
 from astropy.io import fits
 
 from image2.core.frozen import frozen_mapping
-from image2.io.fits_blocks import card_value, header_cards, quoted_string
+from image2.io.fits_blocks import card_value, data_size, header_cards, padded, quoted_string
 
 ASDF_META_PATHS: Mapping[str, tuple[str, ...]] = frozen_mapping({
     "REFTYPE": ("reftype",), "INSTRUME": ("instrument", "name"), "TELESCOP": ("telescope",),
@@ -72,14 +73,33 @@ def primary_cards(path: Path, wanted: Iterable[str] = INDEXED_KEYS) -> dict[str,
     return out
 
 
+def sci_ndim(path: Path) -> int | None:
+    """Return the NAXIS of a FITS file's SCI extension, walking its headers and skipping their data; None
+    when it has no SCI extension. Anything unexpected raises ValueError or KeyError."""
+    with open(path, "rb") as handle:
+        size = os.fstat(handle.fileno()).st_size
+        primary = True
+        while handle.tell() < size:
+            cards = {keyword: card_value(card).strip() for keyword, card in header_cards(handle, primary=primary)
+                     if card[8:10] == "= "}
+            name = quoted_string(cards["EXTNAME"])[0].strip().upper() if "EXTNAME" in cards else ""
+            if not primary and name == "SCI":
+                return int(cards["NAXIS"])
+            handle.seek(padded(data_size(cards)), os.SEEK_CUR)
+            primary = False
+    return None
+
+
 def fits_keys(path: Path) -> tuple[dict[str, str], int | None]:
-    """Return the indexed keywords of a FITS reference's PRIMARY header (+ SCI NAXIS for darks)."""
+    """Return the indexed keywords of a FITS reference's PRIMARY header (+ SCI NAXIS for darks).
+
+    The headers are read directly (no data); astropy only reads a header the direct reading refuses.
+    """
     try:
         keys = {key: text.strip() for key, text in primary_cards(path).items()}
-    except (ValueError, UnicodeError):
-        keys = None
-    if keys is not None and keys.get("REFTYPE", "").upper() != "DARK":
-        return keys, None
+        return keys, sci_ndim(path) if keys.get("REFTYPE", "").upper() == "DARK" else None
+    except (ValueError, KeyError, UnicodeError):
+        pass
     with fits.open(path, memmap=False, lazy_load_hdus=True) as hdul:
         header = hdul[0].header
         keys = {key: text for key in INDEXED_KEYS if (text := _text(header.get(key))) is not None}

@@ -43,8 +43,7 @@ class IndexEntry:
 
     @classmethod
     def from_json(cls, item: Mapping[str, Any]) -> IndexEntry:
-        return cls(int(item["mtime_ns"]), int(item["size"]), {str(k): str(v) for k, v in item["keys"].items()},
-                   item.get("sci_ndim"), item.get("error"))
+        return cls(int(item["mtime_ns"]), int(item["size"]), item["keys"], item.get("sci_ndim"), item.get("error"))
 
 
 def scan_file(path: Path, mtime_ns: int, size: int) -> IndexEntry:
@@ -102,32 +101,42 @@ class FolderIndex:
         return False
 
     def sync(self) -> bool:
-        """Bring the index up to date with the folder (new, changed, removed files); True if it changed."""
+        """Bring the index up to date with the folder (new, changed, removed files); True if it changed.
+
+        Every file is only stat'ed; a header is read only for a file that is new or whose mtime or
+        size changed.
+        """
         seen: dict[str, IndexEntry] = {}
         directories: dict[str, int] = {}
         changed = False
-        for root, dirs, files in os.walk(self.folder):
-            dirs[:] = sorted(d for d in dirs if not _is_hidden(d))
-            base = Path(root)
-            relative_root = base.relative_to(self.folder).as_posix()
+        pending = [("", str(self.folder))]
+        while pending:
+            relative_root, root = pending.pop()
             try:
-                directories[relative_root] = base.stat().st_mtime_ns
+                directories[relative_root or "."] = os.stat(root).st_mtime_ns
+                with os.scandir(root) as listing:
+                    items = sorted(listing, key=lambda item: item.name)
             except OSError:
                 continue
-            for name in files:
-                if _is_hidden(name) or not name.lower().endswith(REFERENCE_SUFFIXES):
+            prefix = f"{relative_root}/" if relative_root else ""
+            for item in items:
+                if _is_hidden(item.name):
                     continue
-                path = base / name
+                relative = prefix + item.name
                 try:
-                    status = path.stat()
+                    if item.is_dir(follow_symlinks=False):
+                        pending.append((relative, item.path))
+                        continue
+                    if not item.name.lower().endswith(REFERENCE_SUFFIXES):
+                        continue
+                    status = item.stat()
                 except OSError:
                     continue
-                relative = path.relative_to(self.folder).as_posix()
                 known = self.entries.get(relative)
                 if known is not None and (known.mtime_ns, known.size) == (status.st_mtime_ns, status.st_size):
                     seen[relative] = known
                 else:
-                    seen[relative] = scan_file(path, status.st_mtime_ns, status.st_size)
+                    seen[relative] = scan_file(Path(item.path), status.st_mtime_ns, status.st_size)
                     changed = True
         changed = changed or seen.keys() != self.entries.keys() or directories != self.directories
         self.entries, self.directories = seen, directories

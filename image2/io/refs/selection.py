@@ -9,6 +9,7 @@ USEAFTER not later than the exposure start, wins; two equally good files are amb
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Protocol
@@ -99,8 +100,12 @@ def rule_of(key: str, reference: Mapping[str, str]) -> Rule | None:
     pattern_key = PATTERN_KEYS.get(key)
     pattern = reference.get(pattern_key) if pattern_key else None
     source, text = (pattern_key, pattern) if pattern and pattern.strip() else (key, reference.get(key))
-    if text is None:
-        return None
+    return None if text is None else _rule(key, source, text)
+
+
+@functools.lru_cache(maxsize=4096)
+def _rule(key: str, source: str, text: str) -> Rule:
+    """The rule ``text`` of keyword ``source`` makes on ``key``; shared, as thousands of references repeat a few."""
     allowed = frozenset(part.strip().upper() for part in text.split("|"))
     wildcard = allowed <= WILDCARDS or bool(allowed & (WILDCARDS - {""}))
     return Rule(key, source, text.strip(), allowed, wildcard)
@@ -187,7 +192,9 @@ class Choice:
     ``path`` is the chosen file (None when nothing matched or when ``ambiguous`` lists several
     equally good files); ``matched`` says, per keyword, how the chosen file matched; ``rejected``
     says why each other file of the type was not taken, except the ``other_detectors`` files
-    that name only other detectors (counted, not listed); ``note`` explains an empty result.
+    that name only other detectors (counted, not listed); ``note`` explains an empty result;
+    ``applicable`` is False when the type does not apply to the exposure (the rules of a CRDS
+    context say N/A): its step has nothing to apply, which is not a missing reference.
     """
 
     reftype: str
@@ -198,6 +205,7 @@ class Choice:
     ambiguous: tuple[Path, ...] = attrs.field(default=(), converter=tuple)
     note: str = ""
     other_detectors: int = 0
+    applicable: bool = True
 
     @property
     def source(self) -> str:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from image2.core.meta import Meta
 from image2.errors import InvalidInputError
-from image2.io.refs.index import FolderIndex
+from image2.io.refs.index import FolderIndex, IndexEntry
 from image2.io.refs.selection import Candidate, Choice, Group, choose, exposure_keys, exposure_start
 
 
@@ -68,6 +68,7 @@ class ReferenceStore:
                 raise InvalidInputError(self.cache_dir, f"cache folder lies inside the reference folder {folder}; "
                                                         "the store never writes into reference folders")
         self._indexes = [FolderIndex(folder, self._index_path(folder)) for folder in self.folders]
+        self._members: dict[tuple[str, str], list[tuple[FolderIndex, str, IndexEntry]]] = {}
         self._groups: dict[tuple[str, str], Group] = {}
         self.refresh()
 
@@ -94,19 +95,34 @@ class ReferenceStore:
             self._regroup()
 
     def _regroup(self) -> None:
-        groups: dict[tuple[str, str], list[Candidate]] = {}
+        """Sort the indexed files by (REFTYPE, INSTRUME); a group's candidates are made when first asked for."""
+        members: dict[tuple[str, str], list[tuple[FolderIndex, str, IndexEntry]]] = {}
         for index in self._indexes:
             for relative, entry in index.entries.items():
                 reftype, instrument = entry.keys.get("REFTYPE"), entry.keys.get("INSTRUME")
-                if not reftype or not instrument:
-                    continue
-                candidate = Candidate.of(index, relative, entry)
-                groups.setdefault((reftype.upper(), instrument.upper()), []).append(candidate)
-        self._groups = {key: Group.of(candidates) for key, candidates in groups.items()}
+                if reftype and instrument:
+                    members.setdefault((reftype.upper(), instrument.upper()), []).append((index, relative, entry))
+        self._members = members
+        self._groups = {}
+
+    def _group(self, key: tuple[str, str]) -> Group | None:
+        """The candidates of one (REFTYPE, INSTRUME), made on first need."""
+        group = self._groups.get(key)
+        if group is None and key in self._members:
+            group = Group.of([Candidate.of(index, relative, entry) for index, relative, entry in self._members[key]])
+            self._groups[key] = group
+        return group
 
     def __len__(self) -> int:
         """The number of indexed reference files (files with REFTYPE and INSTRUME)."""
-        return sum(len(group.candidates) for group in self._groups.values())
+        return sum(len(members) for members in self._members.values())
+
+    def indexed(self, path: Path) -> IndexEntry | None:
+        """The index entry of a reference file of this store (None when it is not indexed); nothing is read."""
+        for index in self._indexes:
+            if index.folder in path.parents:
+                return index.entries.get(path.relative_to(index.folder).as_posix())
+        return None
 
     def select(self, meta: Meta, reftype: str) -> Choice:
         """Choose the ``reftype`` reference for the exposure described by ``meta``."""
@@ -125,7 +141,7 @@ class ReferenceStore:
             return Choice(reftype, note="no reference folders (give --refs DIR or set CRDS_PATH)"), []
         if instrument is None:
             return Choice(reftype, note="the exposure has no INSTRUME keyword"), []
-        group = self._groups.get((reftype.upper(), instrument))
+        group = self._group((reftype.upper(), instrument))
         if group is None:
             return Choice(reftype, note=f"no {reftype.upper()} reference for {instrument} in "
                                         f"{', '.join(map(str, self.folders))}"), []

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import functools
 import importlib.metadata
 import importlib.util
 import logging
@@ -27,7 +28,7 @@ import re
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import attrs
 
@@ -35,7 +36,7 @@ from image2.core.frozen import frozen_mapping
 from image2.core.meta import KEYWORDS, Meta
 from image2.errors import InvalidInputError
 from image2.core.steps import needed_reftypes
-from image2.io.refs.selection import Choice, Rejection
+from image2.io.refs.selection import Choice, ReferenceSource, Rejection
 from image2.io.refs.store import ReferenceStore, crds_reference_folders
 
 log = logging.getLogger(__name__)
@@ -76,24 +77,17 @@ CRDS_KEYWORDS: Mapping[str, str] = frozen_mapping({
 SHORT_NAMES: Mapping[str, str] = frozen_mapping({path: keyword for keyword, path in CRDS_KEYWORDS.items()})
 
 
-class ReferenceSelector(Protocol):
-    """What chooses one reference type for an exposure: a ReferenceStore, CrdsRules, a fixed choice."""
-
-    def select(self, meta: Meta, reftype: str) -> Choice: ...
-
-
 @attrs.frozen
 class RuleChoice(Choice):
-    """A Choice made by the rules of a CRDS context.
+    """A Choice made by the rules of a CRDS context (``applicable`` False when they declare the type N/A).
 
-    ``rmap`` is the rules file that decided (None when the .imap did); ``applicable`` is False
-    when the rules declare the type N/A (or omitted) for this exposure: the step then has
-    nothing to apply, which is not a missing reference.
+    ``rmap`` is the rules file that decided (None when the .imap did); ``crds_version`` the crds
+    that read the rules, recorded with the context in the products (CRDS_CTX, CRDS_VER).
     """
 
     context: str = ""
     rmap: str | None = None
-    applicable: bool = True
+    crds_version: str = ""
 
 
 @attrs.frozen
@@ -193,9 +187,18 @@ def crds_available() -> bool:
     return all(importlib.util.find_spec(name) is not None for name in ("crds", "stdatamodels"))
 
 
+@functools.cache
 def crds_version() -> str:
     """The installed crds version, as jwst records it in CRDS_VER."""
     return importlib.metadata.version("crds")
+
+
+def context_cards(choices: Iterable[Choice]) -> dict[str, str]:
+    """Return the PRIMARY cards recording the CRDS context that chose (CRDS_CTX, CRDS_VER); none without one."""
+    chosen_by_rules = next((c for c in choices if isinstance(c, RuleChoice) and c.context), None)
+    if chosen_by_rules is None:
+        return {}
+    return {"CRDS_CTX": chosen_by_rules.context, "CRDS_VER": chosen_by_rules.crds_version}
 
 
 _ENVIRONMENT_LOCK = threading.RLock()
@@ -270,24 +273,20 @@ class CrdsRules:
     """
 
     def __init__(self, cache: CrdsCache, context: str | None = None, *,
-                 fallback: Callable[[], ReferenceSelector] | None = None, folders: Iterable[Path | str] = (),
+                 fallback: Callable[[], ReferenceSource] | None = None, folders: Iterable[Path | str] = (),
                  environ: Mapping[str, str] | None = None) -> None:
         self.cache = cache
         self.context = cache.context_name(context, environ)
         self.folders = tuple(Path(f).expanduser().resolve() for f in folders)
         self._make_fallback = fallback
-        self._fallback: ReferenceSelector | None = None
+        self._fallback: ReferenceSource | None = None
         self._bad_files: frozenset[str] | None = None
         self._last: tuple[Meta, dict[str, Choice]] | None = None
 
     @property
-    def header_store(self) -> ReferenceSelector | None:
+    def header_store(self) -> ReferenceSource | None:
         """The header-matching store used for what the rules do not cover (None until first needed)."""
         return self._fallback
-
-    def cards(self) -> dict[str, str]:
-        """The PRIMARY cards that record the choice in the products: CRDS_CTX and CRDS_VER."""
-        return {"CRDS_CTX": self.context, "CRDS_VER": crds_version()}
 
     def select(self, meta: Meta, reftype: str) -> Choice:
         """Choose the ``reftype`` reference for the exposure described by ``meta``.
@@ -307,17 +306,19 @@ class CrdsRules:
         reftypes = [r.lower() for r in reftypes]
         with offline_crds() as crds:
             try:
-                chosen, uncovered = self._by_rules(crds, crds_parameters(exposure), reftypes)
+                by_rules, uncovered = self._by_rules(crds, crds_parameters(exposure), reftypes)
             except (crds.exceptions.MappingError, OSError, SyntaxError) as error:
                 raise InvalidInputError(self.cache.mappings / self.context,
                                         f"cannot load the CRDS rules: {error}") from error
+        version = crds_version()
+        chosen: dict[str, Choice] = {r: attrs.evolve(c, crds_version=version) for r, c in by_rules.items()}
         for reftype, why in uncovered.items():
             chosen[reftype] = (self._fall_back(exposure, reftype, why) if isinstance(exposure, Meta)
                                else Choice(reftype, note=f"{why}; header matching needs the exposure's Meta"))
         return {reftype: chosen[reftype] for reftype in reftypes}
 
     def _by_rules(self, crds: _CrdsModules, parameters: Mapping[str, Any],
-                  reftypes: Sequence[str]) -> tuple[dict[str, Choice], dict[str, str]]:
+                  reftypes: Sequence[str]) -> tuple[dict[str, RuleChoice], dict[str, str]]:
         """Return ({reftype: choice} for the types the rules cover, {reftype: why not} for the others)."""
         pmap = crds.rmap.get_cached_mapping(self.context, path=str(self.cache.mappings))
         header = crds.utils.condition_header(parameters)
@@ -326,7 +327,7 @@ class CrdsRules:
             imap = pmap.get_imap(instrument)
         except crds.exceptions.CrdsUnknownInstrumentError:
             return {}, {r: f"context {self.context} has no rules for instrument {instrument}" for r in reftypes}
-        chosen: dict[str, Choice] = {}
+        chosen: dict[str, RuleChoice] = {}
         uncovered: dict[str, str] = {}
         rmaps = {}
         for reftype in reftypes:
@@ -432,7 +433,7 @@ def _base(filename: str) -> str:
 
 def reference_selector(reference_dirs: Iterable[Path | str] = (), *, crds_path: Path | str | None = None,
                        crds_context: str | None = None, cache_dir: Path | str | None = None,
-                       environ: Mapping[str, str] | None = None) -> ReferenceSelector:
+                       environ: Mapping[str, str] | None = None) -> ReferenceSource:
     """Return what chooses references: the rules of a CRDS cache when one with mappings is available, else
     header matching over ``reference_dirs`` and the cache's references.
 

@@ -18,12 +18,13 @@ import attrs
 from image2.core.frozen import frozen_mapping
 from image2.core.meta import Meta
 from image2.core.references import NOT_APPLICABLE
-from image2.io.crds_rules import CrdsRules, ReferenceSelector, RuleChoice
-from image2.io.refs.index import FolderIndex, IndexEntry
+from image2.io.refs.crds import CrdsRules, RuleChoice
+from image2.io.refs.index import IndexEntry
 from image2.io.refs.resolution import Resolution, plan_references
 from image2.io.refs.selection import (
     MATCH_KEYS,
     Choice,
+    ReferenceSource,
     Rejection,
     apply_rule,
     exposure_keys,
@@ -64,18 +65,18 @@ class Origin:
     ambiguous: bool = False
 
 
-def reference_origins(meta: Meta, selector: ReferenceSelector | None,
+def reference_origins(meta: Meta, selector: ReferenceSource | None,
                       overrides: Mapping[str, str] | None = None, closest: int = CLOSEST) -> Mapping[str, Origin]:
     """Return {reftype: Origin} for every type the exposure needs (or that is overridden), in step order."""
-    plan = plan_references(meta, selector, overrides)  # type: ignore[arg-type]  # any selector will do
+    plan = plan_references(meta, selector, overrides)
     return frozen_mapping({reftype: origin_of(meta, item, selector, closest) for reftype, item in plan.items()})
 
 
-def origin_of(meta: Meta, item: Resolution, selector: ReferenceSelector | None, closest: int = CLOSEST) -> Origin:
+def origin_of(meta: Meta, item: Resolution, selector: ReferenceSource | None, closest: int = CLOSEST) -> Origin:
     """Return the Origin of one planned type."""
     choice = item.choice
     if item.origin == "override":
-        summary = "--ref (none by request)" if item.source == NOT_APPLICABLE else "--ref"
+        summary = f"--ref {item.reftype}=N/A" if item.source == NOT_APPLICABLE else "--ref"
         return Origin(item.reftype, OVERRIDE, item.source, summary, item.path)
     if choice is None:
         return Origin(item.reftype, NONE, item.source, "no reference store")
@@ -93,7 +94,7 @@ def origin_of(meta: Meta, item: Resolution, selector: ReferenceSelector | None, 
                   unlisted=max(0, len(refused) - closest) + choice.other_detectors, ambiguous=bool(choice.ambiguous))
 
 
-def _header_store(selector: ReferenceSelector | None) -> ReferenceStore | None:
+def _header_store(selector: ReferenceSource | None) -> ReferenceStore | None:
     """The header-matching store behind ``selector`` (itself, or a CrdsRules' fallback)."""
     store = selector.header_store if isinstance(selector, CrdsRules) else selector
     return store if isinstance(store, ReferenceStore) else None
@@ -102,14 +103,15 @@ def _header_store(selector: ReferenceSelector | None) -> ReferenceStore | None:
 def closest_candidates(meta: Meta, choice: Choice, store: ReferenceStore | None) -> tuple[Rejection, ...]:
     """Return the refused candidates of an unfilled type, fewest refusing keywords first, each with all its reasons.
 
-    The candidates' keywords come from the store's on-disk index; a candidate missing there keeps
+    The candidates' keywords come from the store's index (no file is read); a candidate missing there keeps
     the store's own reason and comes last.
     """
     if not choice.rejected:
         return ()
-    entries = _indexed_entries(store) if store is not None else {}
+    entries = {r.path: entry for r in choice.rejected
+               if store is not None and (entry := store.indexed(r.path)) is not None}
     exposure = exposure_keys(meta)
-    known = [entries[r.path] for r in choice.rejected if r.path in entries]
+    known = list(entries.values())
     constraints = ([rule for key in MATCH_KEYS if (rule := rule_of(key, e.keys)) is not None] for e in known)
     stand_in = imaging_stand_in(exposure, constraints)
     if stand_in is not None:
@@ -147,15 +149,6 @@ def refusals(reftype: str, entry: IndexEntry, exposure: Mapping[str, str | None]
     return reasons
 
 
-def _indexed_entries(store: ReferenceStore) -> dict[Path, IndexEntry]:
-    """Return {path: index entry} from the store's JSON index files (no reference is read)."""
-    entries: dict[Path, IndexEntry] = {}
-    for folder, index_path in zip(store.folders, store.index_files):
-        index = FolderIndex(folder, index_path)
-        entries.update({folder / relative: entry for relative, entry in index.entries.items()})
-    return entries
-
-
 def describe_origins(path: Path, meta: Meta, origins: Mapping[str, Origin]) -> str:
     """Return the per-reftype report of ``image2 refs`` for one exposure: choice, where from, why."""
     ins = meta.instrument
@@ -175,7 +168,7 @@ def describe_origins(path: Path, meta: Meta, origins: Mapping[str, Origin]) -> s
         elif origin.kind == NOT_APPLICABLE_BY_RULES:
             lines.append(f"{head}N/A  ({origin.summary})")
         else:
-            lines.append(f"{head}none: {origin.summary}")
+            lines.append(f"{head}{'AMBIGUOUS' if origin.ambiguous else 'none'}: {origin.summary}")
             if origin.refused:
                 lines.append(f"{pad}closest candidates:")
             lines += [f"{pad}- {r.path.name}: {r.reason}" for r in origin.refused]
