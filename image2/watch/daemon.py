@@ -27,6 +27,7 @@ import structlog
 
 from image2._version import __version__
 from image2.errors import Image2Error
+from image2.io.atomic import remove_abandoned_staging
 from image2.run.executors import process_pool
 from image2.run.process import process_input, validate_input
 from image2.watch import tasks
@@ -38,7 +39,6 @@ from image2.watch.intake import RECONCILE, STARTUP, Intake
 from image2.watch.ledger import Ledger
 from image2.watch.observer import Hints, Watcher
 from image2.watch.runner import Runner
-from image2.watch.scanner import stale_temporaries
 from image2.watch.wakeup import wake_on_signals
 
 LOCK_NAME = "image2-watch.lock"
@@ -46,7 +46,6 @@ LOCK_NAME = "image2-watch.lock"
 HINT_CAPACITY = 10_000
 MAX_WAIT = 1.0
 HEALTH_INTERVAL = 2.0
-STALE_TEMPORARY_AGE = 900.0
 
 
 class DaemonBusy(Image2Error):
@@ -197,7 +196,7 @@ class Daemon:
         self._note_missing()
         self.runner.start()
         self.intake.begin_scan(STARTUP)
-        self._sweep_temporaries()
+        self._sweep_staging("left by the previous run, which is over (this daemon holds the lock)")
 
     def sleep_time(self) -> float:
         """Seconds the loop may sleep before something is due (events wake it sooner)."""
@@ -235,7 +234,7 @@ class Daemon:
             self._check_observer()
         if self.intake.rescan_due():
             self.intake.begin_scan(RECONCILE)
-            self._sweep_temporaries()
+            self._sweep_staging("left by a worker that was killed")
         if now >= self._next_heartbeat:
             self._next_heartbeat = now + self.config.heartbeat
             self._beat()
@@ -257,11 +256,10 @@ class Daemon:
                                  "it is watched as soon as it appears")
         self._missing = missing
 
-    def _sweep_temporaries(self) -> None:
-        for path in stale_temporaries(self.config.output_dir, STALE_TEMPORARY_AGE, now=self.clock.wall()):
-            with contextlib.suppress(OSError):
-                path.unlink()
-                self.log.info("removed-temporary", file=str(path), reason="left by a worker that was killed")
+    def _sweep_staging(self, reason: str) -> None:
+        """Remove staging files no writer will publish (their writer is gone, or they are long untouched)."""
+        for path in remove_abandoned_staging(self.config.output_dir, now=self.clock.wall()):
+            self.log.info("removed-temporary", file=str(path), reason=reason)
 
     def _beat(self) -> None:
         counts = self.ledger.counts()

@@ -1,7 +1,10 @@
 """The durable record of what the watch daemon saw and did: one SQLite (WAL) file in the output folder.
 
 One row per version of an input (its path plus content identity: size, mtime, SHA-256), with
-its state, attempts, products and error. The newest row of a path is the one that counts: a
+its state, attempts (runs whose work failed, never runs cut short by the daemon's own end),
+worker deaths (runs whose worker process died while it ran alone), products and error. Row ids
+are never reused (``AUTOINCREMENT``): an id in a log, a quarantine reason or a status page link
+names one input for good. The newest row of a path is the one that counts: a
 file whose content changes gets a new row and is processed again. A row changes state only
 along ``TRANSITIONS``; any other change is refused with ``TransitionError``. Only the daemon's
 coordinating thread writes; ``image2 status`` reads concurrently (WAL).
@@ -59,9 +62,9 @@ def sources(target: str, among: Iterable[str] | None = None) -> tuple[str, ...]:
     return allowed if among is None else tuple(state for state in allowed if state in among)
 
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS items (
-    id INTEGER PRIMARY KEY,
+_ITEMS = """
+CREATE TABLE IF NOT EXISTS {name} (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
     path TEXT NOT NULL,
     kind TEXT NOT NULL,
     size INTEGER NOT NULL,
@@ -69,6 +72,7 @@ CREATE TABLE IF NOT EXISTS items (
     digest TEXT NOT NULL,
     state TEXT NOT NULL,
     attempts INTEGER NOT NULL DEFAULT 0,
+    deaths INTEGER NOT NULL DEFAULT 0,
     found_by TEXT NOT NULL,
     overwrite INTEGER NOT NULL DEFAULT 0,
     products TEXT NOT NULL DEFAULT '[]',
@@ -81,6 +85,9 @@ CREATE TABLE IF NOT EXISTS items (
     retry_at REAL,
     updated_at REAL NOT NULL
 );
+"""
+
+_SCHEMA = _ITEMS.format(name="items") + """
 CREATE INDEX IF NOT EXISTS items_by_path ON items (path, id);
 CREATE INDEX IF NOT EXISTS items_by_state ON items (state, id);
 CREATE INDEX IF NOT EXISTS items_by_finish ON items (finished_at);
@@ -118,6 +125,7 @@ class Item:
     digest: str
     state: str
     attempts: int
+    deaths: int
     found_by: str
     overwrite: bool
     products: tuple[str, ...]
@@ -154,7 +162,8 @@ class DaemonInfo:
 def _item(row: sqlite3.Row) -> Item:
     return Item(
         id=row["id"], path=Path(row["path"]), kind=row["kind"], size=row["size"], mtime_ns=row["mtime_ns"],
-        digest=row["digest"], state=row["state"], attempts=row["attempts"], found_by=row["found_by"],
+        digest=row["digest"], state=row["state"], attempts=row["attempts"],
+        deaths=row["deaths"] if "deaths" in row.keys() else 0, found_by=row["found_by"],
         overwrite=bool(row["overwrite"]), products=tuple(json.loads(row["products"])), error=row["error"],
         quarantine=row["quarantine"], seen_at=row["seen_at"], queued_at=row["queued_at"],
         started_at=row["started_at"], finished_at=row["finished_at"], retry_at=row["retry_at"],
@@ -178,8 +187,24 @@ class Ledger:
         if not readonly:
             self._db.execute("PRAGMA journal_mode = WAL")
             self._db.execute("PRAGMA synchronous = NORMAL")
-            self._db.execute("PRAGMA foreign_keys = ON")
+            self._upgrade()
             self._db.executescript(_SCHEMA)
+            self._db.execute("PRAGMA foreign_keys = ON")
+
+    def _upgrade(self) -> None:
+        """Rebuild an items table made by an earlier version (no worker deaths, ids reused after a delete),
+        keeping every row and id; foreign keys are off here, so no member row is lost with the old table."""
+        row = self._db.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'items'").fetchone()
+        if row is None or "AUTOINCREMENT" in row[0]:
+            return
+        old = {r[1] for r in self._db.execute("PRAGMA table_info(items)")}
+        with self._transaction():
+            self._db.execute("DROP TABLE IF EXISTS items_upgraded")
+            self._db.execute(_ITEMS.format(name="items_upgraded"))
+            kept = ", ".join(r[1] for r in self._db.execute("PRAGMA table_info(items_upgraded)") if r[1] in old)
+            self._db.execute(f"INSERT INTO items_upgraded ({kept}) SELECT {kept} FROM items")
+            self._db.execute("DROP TABLE items")
+            self._db.execute("ALTER TABLE items_upgraded RENAME TO items")
 
     @classmethod
     def in_folder(cls, output_dir: Path | str, readonly: bool = False) -> Ledger:
@@ -284,6 +309,15 @@ class Ledger:
                             "attempts = MAX(attempts - 1, 0), overwrite = 1, started_at = NULL, updated_at = ?", (now,),
                             among=(RUNNING,))
 
+    def lost(self, item_id: int, error: str, counted: bool, now: float | None = None) -> Item:
+        """Return a running row to the queue after its worker process died: not an attempt (the work did
+        not fail, it was cut off), but a worker death when ``counted`` (it ran alone, so it was the
+        cause); the next run replaces whatever this one published."""
+        now = time.time() if now is None else now
+        return self._change(item_id, "lost", QUEUED,
+                            "attempts = MAX(attempts - 1, 0), deaths = deaths + ?, error = ?, overwrite = 1,"
+                            " started_at = NULL, updated_at = ?", (int(counted), error, now), among=(RUNNING,))
+
     def forget(self, item_id: int) -> None:
         """Delete a row that no longer stands for any file (its input vanished or changed before it ran)."""
         allowed = sources(GONE)
@@ -293,10 +327,13 @@ class Ledger:
             self._refuse(item_id, "forget", GONE, allowed)
 
     def recover(self, now: float | None = None) -> list[Item]:
-        """Return rows left running by a daemon that died, after putting them back in the queue."""
+        """Return rows left running by a daemon that died, after putting them back in the queue: the
+        attempt is not counted (the daemon's end is not the input's fault), and the next run replaces
+        whatever the interrupted one published."""
         now = time.time() if now is None else now
         stranded = self.in_state(RUNNING)
-        self._db.execute("UPDATE items SET state = ?, updated_at = ? WHERE state = ?", (QUEUED, now, RUNNING))
+        self._db.execute("UPDATE items SET state = ?, attempts = MAX(attempts - 1, 0), overwrite = 1,"
+                         " started_at = NULL, updated_at = ? WHERE state = ?", (QUEUED, now, RUNNING))
         return stranded
 
     def due(self, now: float, limit: int, exclude: Iterable[int] = ()) -> list[Item]:
@@ -414,14 +451,3 @@ class Ledger:
 def _marks(values: tuple[object, ...]) -> str:
     """SQL placeholders for ``values``."""
     return ",".join("?" * len(values))
-
-
-def pid_alive(pid: int) -> bool:
-    """True when a process ``pid`` exists on this host."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

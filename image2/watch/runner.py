@@ -4,8 +4,14 @@ Rows whose time has come go to the executor, ``workers`` at once, each as a ``ta
 (``running``, the attempt counted). An outcome makes the row ``done``; a transient problem
 puts it back in the queue with exponential backoff, a bounded number of attempts; any other
 failure is final, and an invalid input goes to quarantine. An input that vanished or changed
-while queued is dropped (a changed one is handed back to intake). A broken worker pool is
-replaced. At a stop, rows still running are put back in the queue for the next start.
+while queued is dropped (a changed one is handed back to intake). At a stop, rows still
+running are put back in the queue for the next start.
+
+A run whose worker process died is no attempt: its row goes back to the queue and the pool is
+replaced. A process pool fails every run in flight when one worker dies, so which input killed
+it is known only when it ran alone: each row in flight at a death is a suspect and runs next
+with nothing beside it. An input whose worker died ``POISON_DEATHS`` times while it ran alone
+is a poison pill (it crashes or exhausts whatever runs it): it fails, quarantined with that reason.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ from typing import Any
 
 import attrs
 
-from image2.run.executors import stop_executor
+from image2.run.executors import lost_worker, stop_executor, worker_exits
 from image2.watch import tasks
 from image2.watch.clock import Clock
 from image2.watch.config import WatchConfig
@@ -30,7 +36,15 @@ from image2.watch.ledger import DONE, QUEUED, RUNNING, Item, Ledger
 RETRY_CAP = 3600.0
 """The longest wait before a retry, in seconds, however many attempts came before."""
 
+POISON_DEATHS = 2
+"""Worker deaths while an input ran alone after which it is quarantined as a poison pill."""
+
 ExecutorFactory = Callable[[int], concurrent.futures.Executor]
+
+
+def gave_up(attempts: int, error: str | None) -> str:
+    """The reason an input failed after ``attempts`` transient failures, the last being ``error``."""
+    return f"gave up after {attempts} attempts: {error or 'no reason recorded'}"
 
 
 class Runner:
@@ -52,6 +66,8 @@ class Runner:
         self._on_done = on_done
         self._executor: concurrent.futures.Executor | None = None
         self._in_flight: dict[concurrent.futures.Future, Item] = {}
+        self._shared: set[concurrent.futures.Future] = set()
+        self._suspects: set[int] = set()
 
     def __len__(self) -> int:
         """The number of rows running now."""
@@ -104,11 +120,15 @@ class Runner:
             return changed
         busy_ids = [item.id for item in self._in_flight.values()]
         busy_paths = {item.path for item in self._in_flight.values()}
+        if self._suspects.intersection(busy_ids):
+            return changed  # a suspect runs alone
         for item in self._ledger.due(self._clock.wall(), free + len(busy_paths) + 8, exclude=busy_ids):
             if free <= 0:
                 break
             if item.path in busy_paths:
                 continue
+            if item.id in self._suspects and self._in_flight:
+                break  # nothing more starts until the suspect can run alone
             stat = stat_of(item.path)
             if stat is None or not item.same_version(stat):
                 self._ledger.forget(item.id)
@@ -118,7 +138,7 @@ class Runner:
                     changed.append(item.path)
                 continue
             if item.attempts >= self._config.max_attempts:
-                self._failures.fail(item, f"gave up after {item.attempts} attempts: {item.error}", invalid=False)
+                self._failures.fail(item, gave_up(item.attempts, item.error), invalid=False)
                 continue
             item = self._ledger.start(item.id, now=self._clock.wall())
             task = tasks.Task(item.id, item.path, self.options_for(item), self._process)
@@ -129,10 +149,15 @@ class Runner:
                 self._replace_executor(f"executor refused work ({error!r})")
                 break
             future.add_done_callback(lambda _: self._on_done())
+            if self._in_flight:
+                self._shared.update(self._in_flight)
+                self._shared.add(future)
             self._in_flight[future] = item
             busy_paths.add(item.path)
             free -= 1
             self._log.info("running", file=str(item.path), item=item.id, state=RUNNING, attempt=item.attempts)
+            if item.id in self._suspects:
+                break
         return changed
 
     def collect(self, replace_broken: bool = True) -> list[tasks.Outcome]:
@@ -143,20 +168,49 @@ class Runner:
     def _collect(self, futures: list[concurrent.futures.Future], replace_broken: bool) -> list[tasks.Outcome]:
         broken = False
         outcomes = []
+        lost: list[tuple[Item, bool]] = []
         for future in [f for f in futures if f.done()]:
             item = self._in_flight.pop(future)
+            alone = future not in self._shared
+            self._shared.discard(future)
             try:
                 outcome = future.result()
             except BrokenProcessPool:
                 broken = True
-                outcome = tasks.Outcome(item.id, tasks.TRANSIENT, (), "worker process died")
+                lost.append((item, alone))
+                continue
             except Exception as error:  # noqa: BLE001 - executors other than ours may raise anything
+                if lost_worker(error):
+                    lost.append((item, alone))
+                    continue
                 outcome = tasks.Outcome(item.id, tasks.TRANSIENT, (), f"executor error: {error!r}")
+            self._suspects.discard(item.id)
             self._guard("outcome", lambda: self.settle(item, outcome))
             outcomes.append(outcome)
+        if lost:
+            ends = worker_exits(self._executor) if self._executor is not None else []
+            reason = f"its worker process died ({', '.join(ends)})" if ends else "its worker process died"
+            for item, alone in lost:
+                self._guard("outcome", lambda: self.worker_died(item, reason, alone))
+                outcomes.append(tasks.Outcome(item.id, tasks.TRANSIENT, (), reason))
         if broken and replace_broken:
             self._replace_executor("a worker process died")
         return outcomes
+
+    def worker_died(self, item: Item, reason: str, alone: bool) -> Item:
+        """Record that ``item``'s worker died: back to the queue (no attempt counted), a suspect to run alone
+        when others ran beside it; quarantined as a poison pill when it killed its worker too often alone."""
+        item = self._ledger.lost(item.id, reason, counted=alone, now=self._clock.wall())
+        if item.deaths >= POISON_DEATHS:
+            self._suspects.discard(item.id)
+            error = f"{reason}: its worker died {item.deaths} times while it ran alone (a poison pill)"
+            moved = self._failures.quarantine(item.path, error, {"item": item.id, "size": item.size,
+                                                                 "sha256": item.digest, "deaths": item.deaths})
+            return self._failures.fail(item, error, True, (), moved)
+        self._suspects.add(item.id)
+        self._log.warning("worker-died", file=str(item.path), item=item.id, state=QUEUED, reason=reason,
+                          alone=alone, deaths=item.deaths)
+        return item
 
     def settle(self, item: Item, outcome: tasks.Outcome) -> Item:
         """Record the outcome of ``item``'s run: done, queued again after a delay, or failed (quarantined
@@ -170,8 +224,7 @@ class Runner:
             return item
         if outcome.verdict == tasks.TRANSIENT:
             if item.attempts >= self._config.max_attempts:
-                return self._failures.fail(item, f"gave up after {item.attempts} attempts: {outcome.error}",
-                                           invalid=False)
+                return self._failures.fail(item, gave_up(item.attempts, outcome.error), invalid=False)
             delay = min(self._config.retry_delay * 2 ** (item.attempts - 1), RETRY_CAP)
             item = self._ledger.queue(item.id, retry_at=now + delay, error=outcome.error, now=now)
             self._log.warning("retry", file=str(item.path), item=item.id, state=QUEUED, attempt=item.attempts,
@@ -202,6 +255,7 @@ class Runner:
             self._log.warning("abandoned", file=str(item.path), item=item.id, state=QUEUED,
                               reason="still running at shutdown; retried at the next start")
         self._in_flight.clear()
+        self._shared.clear()
         if self._executor is not None:  # every row is settled or back in the queue: nothing to wait for
             stop_executor(self._executor, abandon=True)
         return abandoned

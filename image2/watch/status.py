@@ -10,7 +10,8 @@ from typing import Any
 
 import attrs
 
-from image2.watch.ledger import QUEUED, RUNNING, WAITING, DaemonInfo, Item, Ledger, pid_alive
+from image2.io.atomic import pid_alive
+from image2.watch.ledger import QUEUED, RUNNING, WAITING, DaemonInfo, Item, Ledger
 
 WINDOWS = ((60.0, "last_minute"), (600.0, "last_10_minutes"), (3600.0, "last_hour"))
 

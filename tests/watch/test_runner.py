@@ -196,13 +196,41 @@ def test_a_dead_worker_pool_is_replaced_and_its_rows_retried(make) -> None:
     s.runner.submit()
     s.executors.current.break_pool(BrokenProcessPool("a worker died"))
     [outcome] = s.runner.collect()
-    assert (outcome.verdict, outcome.error) == (tasks.TRANSIENT, "worker process died")
+    assert (outcome.verdict, outcome.error) == (tasks.TRANSIENT, "its worker process died")
     assert len(s.executors.made) == 2 and s.executors.made[0].closed
     assert s.log.named("executor-replaced")[0]["reason"] == "a worker process died"
-    assert (s.row(item).state, s.row(item).error) == (QUEUED, "worker process died")
+    row = s.row(item)
+    assert (row.state, row.error, row.attempts, row.deaths) == (QUEUED, "its worker process died", 0, 1)
     s.runner.submit()
     s.turn()
-    assert (s.row(item).state, s.row(item).attempts) == (DONE, 2)
+    assert (s.row(item).state, s.row(item).attempts) == (DONE, 1)
+
+
+def test_a_worker_death_makes_suspects_that_run_alone_and_a_poison_pill_is_quarantined(make, tmp_path: Path) -> None:
+    s = make(retry_delay=0.0)
+    poison = s.queue(rate(s.inbox, "a_rate.fits"))
+    innocent = s.queue(rate(s.inbox, "b_rate.fits", seed=2))
+    s.runner.submit()
+    assert len(s.runner) == 2
+    s.executors.current.break_pool(BrokenProcessPool("a worker died"))
+    s.runner.collect()
+    assert {(s.row(i).state, s.row(i).deaths, s.row(i).attempts) for i in (poison, innocent)} == {(QUEUED, 0, 0)}
+    assert [e["alone"] for e in s.log.named("worker-died")] == [False, False]
+    for deaths in (1, 2):
+        s.runner.submit()
+        assert [t.path.name for t in s.executors.current.tasks()] == ["a_rate.fits"]  # alone, nothing beside it
+        s.executors.current.break_pool(BrokenProcessPool("a worker died"))
+        s.runner.collect()
+        assert s.row(poison).deaths == deaths
+    row = s.row(poison)
+    assert (row.state, row.quarantine) == (FAILED, str(tmp_path / "q" / "a_rate.fits"))
+    assert row.error == "its worker process died: its worker died 2 times while it ran alone (a poison pill)"
+    document = json.loads((tmp_path / "q" / "a_rate.fits.reason.json").read_text())
+    assert (document["reason"], document["deaths"]) == (row.error, 2)
+    s.runner.submit()
+    assert [t.path.name for t in s.executors.current.tasks()] == ["b_rate.fits"]
+    s.turn()
+    assert (s.row(innocent).state, s.row(innocent).attempts, s.row(innocent).deaths) == (DONE, 1, 0)
 
 
 def test_a_dead_pool_is_not_replaced_while_stopping(make) -> None:
