@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import subprocess
 import sys
@@ -78,3 +79,18 @@ def test_a_write_that_fails_leaves_no_staging(tmp_path: Path) -> None:
     with Staging() as staging, staging.open(tmp_path / "b_cal.fits") as handle:
         handle.write(b"staged, never published")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_full_disk_masked_by_the_writer_is_reported_as_a_full_disk(tmp_path: Path) -> None:
+    """numpy reports a short write without errno, and astropy then fails on its own while handling it."""
+    final = tmp_path / "a_i2d.fits"
+    with pytest.raises(OSError) as raised, atomic_write(final) as handle:
+        handle.write(b"part")
+        try:
+            raise OSError("65536 requested and 17920 written")
+        except OSError:
+            raise AttributeError("'list' object has no attribute '_file'") from None
+    assert (raised.value.errno, raised.value.filename) == (errno.ENOSPC, str(final))
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(AttributeError), atomic_write(final) as handle:
+        raise AttributeError("a defect, not a full disk")

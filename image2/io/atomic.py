@@ -10,6 +10,7 @@ only once untouched for a long time.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
 import re
@@ -102,6 +103,23 @@ def remove_abandoned_staging(folder: Path, older_than: float = UNKNOWN_WRITER_AG
     return removed
 
 
+_SHORT_WRITE = re.compile(r"^\d+ requested and \d+ written$")
+"""numpy's message for a write the disk took only in part (it carries no errno)."""
+
+
+def _out_of_space(error: BaseException) -> bool:
+    """True when ``error``, or an error it arose from, says the disk (or the quota) is full: writers such
+    as astropy's can mask it with an error of their own while handling it."""
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, OSError) and (error.errno in (errno.ENOSPC, errno.EDQUOT) or (
+                error.errno is None and _SHORT_WRITE.match(str(error)))):
+            return True
+        error = error.__cause__ or error.__context__
+    return False
+
+
 def _fsync_directory(directory: Path) -> None:
     fd = os.open(directory, os.O_RDONLY)
     try:
@@ -142,9 +160,11 @@ class Staging:
                 yield handle
                 handle.flush()
                 os.fsync(handle.fileno())
-        except BaseException:
+        except BaseException as error:
             with contextlib.suppress(FileNotFoundError):
                 tmp.unlink()
+            if _out_of_space(error):
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(final)) from error
             raise
         self._pending.append((tmp, final, overwrite))
 

@@ -34,7 +34,7 @@ from image2.watch import tasks
 from image2.watch.associations import Associations
 from image2.watch.clock import Clock, SystemClock
 from image2.watch.config import WatchConfig
-from image2.watch.failures import Failures, survive
+from image2.watch.failures import Failures, Outage, survive
 from image2.watch.intake import RECONCILE, STARTUP, Intake
 from image2.watch.ledger import Ledger
 from image2.watch.observer import Hints, Watcher
@@ -81,7 +81,8 @@ class Daemon:
         self.clock = clock if clock is not None else SystemClock()
         self.wake = threading.Event()
         self.hints = Hints(HINT_CAPACITY, self.wake)
-        self.guard = functools.partial(survive, self.log)
+        self.ledger_outage = Outage("ledger-unwritable", "ledger-writable", self.log, self.clock)
+        self.guard = functools.partial(survive, self.log, outage=self.ledger_outage)
         self._process = process
         self._validate = validate
         self._new_executor = executor or process_pool
@@ -208,7 +209,18 @@ class Daemon:
         return max(0.0, min(due) - now)
 
     def cycle(self) -> None:
-        """One turn of the loop: hints, scan, readiness, outcomes, association waits, new runs, timers."""
+        """One turn of the loop: hints, scan, readiness, outcomes, association waits, new runs, timers.
+
+        While the ledger cannot be written, nothing is done but a small write now and then, after doubling
+        delays; once it succeeds, a scan finds what could not be recorded meanwhile."""
+        if self.ledger_outage.active:
+            if self.ledger_outage.waiting():
+                return
+            self.guard("ledger", self._probe_ledger)
+            if self.ledger_outage.waiting():
+                return
+            self.ledger_outage.clear()
+            self.intake.begin_scan(RECONCILE)
         if self._reconcile_asked:
             self._reconcile_asked = False
             self.intake.begin_scan(RECONCILE)
@@ -261,11 +273,14 @@ class Daemon:
         for path in remove_abandoned_staging(self.config.output_dir, now=self.clock.wall()):
             self.log.info("removed-temporary", file=str(path), reason=reason)
 
+    def _probe_ledger(self) -> None:
+        self.ledger.beat(len(self.runner), len(self.intake) + len(self.associations), now=self.clock.wall())
+
     def _beat(self) -> None:
         counts = self.ledger.counts()
-        self.ledger.beat(len(self.runner), len(self.intake) + len(self.associations), now=self.clock.wall())
+        self._probe_ledger()
         self.log.info("heartbeat", in_flight=len(self.runner), tracked=len(self.intake), hints=len(self.hints),
-                      **counts)
+                      paused=self.runner.pause.reason, **counts)
 
     # -- stopping -------------------------------------------------------------------------------
 
@@ -278,5 +293,5 @@ class Daemon:
             self.runner.wait(min(0.5, max(0.0, deadline - self.clock.monotonic())))
             self.runner.collect(replace_broken=False)
         self.runner.stop()
-        self.ledger.daemon_stopped(now=self.clock.wall())
+        self.guard("stop", lambda: self.ledger.daemon_stopped(now=self.clock.wall()))
         self.log.info("stopped", reason=self._stop_reason, **self.ledger.counts())

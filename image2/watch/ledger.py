@@ -13,16 +13,18 @@ coordinating thread writes; ``image2 status`` reads concurrently (WAL).
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
-import os
 import socket
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
+from typing import Any, TypeVar
 
 import attrs
 
+from image2.errors import Image2Error
 from image2.watch.identity import FileStat
 
 LEDGER_NAME = "image2-watch.sqlite"
@@ -54,6 +56,26 @@ class TransitionError(RuntimeError):
         self.state = state
         self.target = target
         super().__init__(f"ledger: {message}")
+
+
+class LedgerUnwritable(Image2Error):
+    """The ledger cannot be written now (its disk is full, it is locked, its storage fails): a condition
+    of the environment that passes, never a defect; nothing of the change was kept."""
+
+
+Method = TypeVar("Method", bound=Callable[..., Any])
+
+
+def _writes(method: Method) -> Method:
+    """Mark a ledger method that writes: SQLite's refusals to write become LedgerUnwritable."""
+    @functools.wraps(method)
+    def write(self: Ledger, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except (sqlite3.OperationalError, OSError) as error:
+            raise LedgerUnwritable(f"ledger {self.path} cannot be written: {error}") from error
+
+    return write  # type: ignore[return-value]
 
 
 def sources(target: str, among: Iterable[str] | None = None) -> tuple[str, ...]:
@@ -244,6 +266,7 @@ class Ledger:
         return self._db.execute("SELECT 1 FROM items WHERE path = ? AND state = ? LIMIT 1",
                                 (str(path), DONE)).fetchone() is not None
 
+    @_writes
     def add(self, path: Path, kind: str, stat: FileStat, digest: str, state: str, found_by: str,
             overwrite: bool = False, now: float | None = None) -> Item:
         """Record a new version of ``path`` in ``state`` (queued, waiting, or failed at once) and return its row."""
@@ -258,12 +281,14 @@ class Ledger:
              now if state == QUEUED else None, now))
         return self.get(cursor.lastrowid)
 
+    @_writes
     def refresh(self, item_id: int, stat: FileStat, now: float | None = None) -> Item:
         """Note that the same content now shows another size/mtime (touched, or copied with ``cp -p``)."""
         self._db.execute("UPDATE items SET size = ?, mtime_ns = ?, updated_at = ? WHERE id = ?",
                          (stat.size, stat.mtime_ns, time.time() if now is None else now, item_id))
         return self.get(item_id)
 
+    @_writes
     def reopen(self, item_id: int, stat: FileStat, now: float | None = None) -> Item:
         """Queue a failed row again from scratch (its file was touched or dropped in anew)."""
         now = time.time() if now is None else now
@@ -272,6 +297,7 @@ class Ledger:
             " products = '[]', queued_at = ?, started_at = NULL, finished_at = NULL, retry_at = NULL, updated_at = ?",
             (stat.size, stat.mtime_ns, now, now), among=(FAILED,))
 
+    @_writes
     def queue(self, item_id: int, retry_at: float | None = None, error: str | None = None,
               overwrite: bool | None = None, now: float | None = None) -> Item:
         """Put a row in the queue (again), optionally not before ``retry_at`` and noting ``error``."""
@@ -281,18 +307,21 @@ class Ledger:
             " queued_at = COALESCE(queued_at, ?), updated_at = ?",
             (retry_at, error, None if overwrite is None else int(overwrite), now, now), among=(WAITING, RUNNING))
 
+    @_writes
     def start(self, item_id: int, now: float | None = None) -> Item:
         """Mark a row running and count the attempt."""
         now = time.time() if now is None else now
         return self._change(item_id, "start", RUNNING,
                             "attempts = attempts + 1, started_at = ?, retry_at = NULL, updated_at = ?", (now, now))
 
+    @_writes
     def finish(self, item_id: int, products: Iterable[str], now: float | None = None) -> Item:
         """Mark a row done with the products it made (or found already made)."""
         now = time.time() if now is None else now
         return self._change(item_id, "finish", DONE, "products = ?, error = NULL, finished_at = ?, updated_at = ?",
                             (json.dumps(sorted(products)), now, now))
 
+    @_writes
     def fail(self, item_id: int, error: str, products: Iterable[str] = (), quarantine: str | None = None,
              now: float | None = None) -> Item:
         """Mark a row failed for good with the reason (and where the input was quarantined)."""
@@ -301,14 +330,16 @@ class Ledger:
                             "error = ?, products = ?, quarantine = ?, finished_at = ?, updated_at = ?",
                             (error, json.dumps(sorted(products)), quarantine, now, now))
 
-    def abandon(self, item_id: int, now: float | None = None) -> Item:
-        """Return a running row to the queue without counting the attempt (shutdown before it ended);
-        its next run replaces whatever products the interrupted one published."""
+    @_writes
+    def abandon(self, item_id: int, now: float | None = None, error: str | None = None) -> Item:
+        """Return a running row to the queue without counting the attempt (shutdown before it ended, or
+        ``error``: the environment stopped it); its next run replaces whatever products it published."""
         now = time.time() if now is None else now
         return self._change(item_id, "abandon", QUEUED,
-                            "attempts = MAX(attempts - 1, 0), overwrite = 1, started_at = NULL, updated_at = ?", (now,),
-                            among=(RUNNING,))
+                            "attempts = MAX(attempts - 1, 0), overwrite = 1, started_at = NULL,"
+                            " error = COALESCE(?, error), updated_at = ?", (error, now), among=(RUNNING,))
 
+    @_writes
     def lost(self, item_id: int, error: str, counted: bool, now: float | None = None) -> Item:
         """Return a running row to the queue after its worker process died: not an attempt (the work did
         not fail, it was cut off), but a worker death when ``counted`` (it ran alone, so it was the
@@ -318,6 +349,7 @@ class Ledger:
                             "attempts = MAX(attempts - 1, 0), deaths = deaths + ?, error = ?, overwrite = 1,"
                             " started_at = NULL, updated_at = ?", (int(counted), error, now), among=(RUNNING,))
 
+    @_writes
     def forget(self, item_id: int) -> None:
         """Delete a row that no longer stands for any file (its input vanished or changed before it ran)."""
         allowed = sources(GONE)
@@ -326,6 +358,7 @@ class Ledger:
         if cursor.rowcount == 0:
             self._refuse(item_id, "forget", GONE, allowed)
 
+    @_writes
     def recover(self, now: float | None = None) -> list[Item]:
         """Return rows left running by a daemon that died, after putting them back in the queue: the
         attempt is not counted (the daemon's end is not the input's fault), and the next run replaces
@@ -369,6 +402,7 @@ class Ledger:
         return self._db.execute("SELECT COUNT(*) FROM items WHERE state = ? AND finished_at >= ?",
                                 (DONE, since)).fetchone()[0]
 
+    @_writes
     def claim_members(self, item_id: int, paths: Iterable[Path]) -> None:
         """Record the member files of association row ``item_id``."""
         with self._transaction():
@@ -389,6 +423,7 @@ class Ledger:
             " AND i.state IN (?, ?, ?, ?) AND i.id = (SELECT MAX(id) FROM items WHERE path = i.path)"
             " ORDER BY i.id DESC LIMIT 1", str(path), WAITING, QUEUED, RUNNING, DONE)
 
+    @_writes
     def register_daemon(self, pid: int, watching: Iterable[str], workers: int, version: str,
                         now: float | None = None) -> None:
         """Record the daemon now using this ledger (one row, replaced at each start)."""
@@ -398,11 +433,13 @@ class Ledger:
             " stopped_at, in_flight, pending) VALUES (1, ?, ?, ?, ?, ?, ?, ?, NULL, 0, 0)",
             (pid, socket.gethostname(), version, json.dumps(list(watching)), workers, now, now))
 
+    @_writes
     def beat(self, in_flight: int, pending: int, now: float | None = None) -> None:
         """Record a heartbeat with the number of items being processed and awaiting readiness."""
         self._db.execute("UPDATE daemon SET beat_at = ?, in_flight = ?, pending = ? WHERE id = 1",
                          (time.time() if now is None else now, in_flight, pending))
 
+    @_writes
     def daemon_stopped(self, now: float | None = None) -> None:
         """Record that the daemon stopped cleanly."""
         now = time.time() if now is None else now

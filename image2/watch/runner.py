@@ -7,6 +7,11 @@ failure is final, and an invalid input goes to quarantine. An input that vanishe
 while queued is dropped (a changed one is handed back to intake). At a stop, rows still
 running are put back in the queue for the next start.
 
+A run blocked by its environment (the output disk full, a folder every run needs missing) goes
+back to the queue uncounted and pauses all runs: said once, tried again with one run after
+doubling delays, resumed when a run gets through. An outcome the ledger cannot record now is
+kept and recorded later, never dropped.
+
 A run whose worker process died is no attempt: its row goes back to the queue and the pool is
 replaced. A process pool fails every run in flight when one worker dies, so which input killed
 it is known only when it ran alone: each row in flight at a death is a suspect and runs next
@@ -18,6 +23,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import functools
 from collections.abc import Callable, Sequence
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
@@ -29,9 +35,9 @@ from image2.run.executors import lost_worker, stop_executor, worker_exits
 from image2.watch import tasks
 from image2.watch.clock import Clock
 from image2.watch.config import WatchConfig
-from image2.watch.failures import Failures, Guard
+from image2.watch.failures import Failures, Guard, Outage
 from image2.watch.identity import stat_of
-from image2.watch.ledger import DONE, QUEUED, RUNNING, Item, Ledger
+from image2.watch.ledger import DONE, QUEUED, RUNNING, Item, Ledger, LedgerUnwritable
 
 RETRY_CAP = 3600.0
 """The longest wait before a retry, in seconds, however many attempts came before."""
@@ -68,14 +74,17 @@ class Runner:
         self._in_flight: dict[concurrent.futures.Future, Item] = {}
         self._shared: set[concurrent.futures.Future] = set()
         self._suspects: set[int] = set()
+        self._unrecorded: dict[int, tuple[Item, Callable[[], object]]] = {}
+        self.pause = Outage("runs-paused", "runs-resumed", log, clock)
 
     def __len__(self) -> int:
         """The number of rows running now."""
         return len(self._in_flight)
 
     def is_running(self, path: Path) -> bool:
-        """True when some version of ``path`` is running now."""
-        return any(item.path == path for item in self._in_flight.values())
+        """True when some version of ``path`` is running now (or its end is not recorded yet)."""
+        return any(item.path == path for item in [*self._in_flight.values(),
+                                                  *(item for item, _ in self._unrecorded.values())])
 
     def recover(self) -> list[Item]:
         """Put rows left running by a daemon that died back in the queue; return them."""
@@ -116,8 +125,12 @@ class Runner:
         are dropped: intake looks at them again)."""
         free = self._config.workers - len(self._in_flight)
         changed: list[Path] = []
-        if free <= 0 or self._executor is None:
+        if free <= 0 or self._executor is None or self.pause.waiting():
             return changed
+        if self.pause.active:  # time to try again: one run, alone
+            if self._in_flight:
+                return changed
+            free = 1
         busy_ids = [item.id for item in self._in_flight.values()]
         busy_paths = {item.path for item in self._in_flight.values()}
         if self._suspects.intersection(busy_ids):
@@ -165,7 +178,22 @@ class Runner:
         false: the daemon is stopping). Return the outcomes."""
         return self._collect(list(self._in_flight), replace_broken)
 
+    def _record(self, item: Item, change: Callable[[], object]) -> None:
+        """Make ``change`` (the ledger record of ``item``'s run ending) under the guard; when the ledger
+        cannot be written, keep it to make later."""
+        def attempt() -> None:
+            try:
+                change()
+            except LedgerUnwritable:
+                self._unrecorded[item.id] = (item, change)
+                raise
+            self._unrecorded.pop(item.id, None)
+
+        self._guard("outcome", attempt)
+
     def _collect(self, futures: list[concurrent.futures.Future], replace_broken: bool) -> list[tasks.Outcome]:
+        for item, change in list(self._unrecorded.values()):
+            self._record(item, change)
         broken = False
         outcomes = []
         lost: list[tuple[Item, bool]] = []
@@ -185,13 +213,13 @@ class Runner:
                     continue
                 outcome = tasks.Outcome(item.id, tasks.TRANSIENT, (), f"executor error: {error!r}")
             self._suspects.discard(item.id)
-            self._guard("outcome", lambda: self.settle(item, outcome))
+            self._record(item, functools.partial(self.settle, item, outcome))
             outcomes.append(outcome)
         if lost:
             ends = worker_exits(self._executor) if self._executor is not None else []
             reason = f"its worker process died ({', '.join(ends)})" if ends else "its worker process died"
             for item, alone in lost:
-                self._guard("outcome", lambda: self.worker_died(item, reason, alone))
+                self._record(item, functools.partial(self.worker_died, item, reason, alone))
                 outcomes.append(tasks.Outcome(item.id, tasks.TRANSIENT, (), reason))
         if broken and replace_broken:
             self._replace_executor("a worker process died")
@@ -217,6 +245,11 @@ class Runner:
         when invalid); return its row."""
         item = self._ledger.get(item.id)
         now = self._clock.wall()
+        if outcome.verdict == tasks.BLOCKED:
+            item = self._ledger.abandon(item.id, now=now, error=outcome.error)
+            self.pause.hit(outcome.error or "blocked")
+            return item
+        self.pause.clear()
         if outcome.verdict == tasks.DONE:
             item = self._ledger.finish(item.id, outcome.products, now=now)
             self._log.info("done", file=str(item.path), item=item.id, state=DONE, products=list(item.products),
@@ -237,6 +270,11 @@ class Runner:
                                           ) if invalid else None
         return self._failures.fail(item, error, invalid, outcome.products, moved)
 
+    def _abandon(self, item: Item, abandoned: list[Item]) -> None:
+        abandoned.append(self._ledger.abandon(item.id, now=self._clock.wall()))
+        self._log.warning("abandoned", file=str(item.path), item=item.id, state=QUEUED,
+                          reason="still running at shutdown; retried at the next start")
+
     def wait(self, timeout: float) -> None:
         """Block until a run finishes or ``timeout`` seconds pass (the one blocking call: a graceful stop)."""
         if self._in_flight:
@@ -245,15 +283,14 @@ class Runner:
 
     def stop(self) -> list[Item]:
         """Settle the runs that finished, put the others back in the queue (their next run replaces what
-        they published), and shut the executor down; return the rows put back."""
+        they published), and shut the executor down; return the rows put back. A row whose end the
+        ledger cannot record stays running there: the next start puts it back in the queue."""
         abandoned = []
         for future, item in list(self._in_flight.items()):
             if future.done():
                 self._collect([future], replace_broken=False)
                 continue
-            abandoned.append(self._ledger.abandon(item.id, now=self._clock.wall()))
-            self._log.warning("abandoned", file=str(item.path), item=item.id, state=QUEUED,
-                              reason="still running at shutdown; retried at the next start")
+            self._record(item, functools.partial(self._abandon, item, abandoned))
         self._in_flight.clear()
         self._shared.clear()
         if self._executor is not None:  # every row is settled or back in the queue: nothing to wait for

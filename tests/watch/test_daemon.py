@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -39,7 +40,8 @@ from tests.watch.doubles import (
 
 class Stepped:
     """A daemon over ``tmp/in`` → ``tmp/out`` that the test drives: ``turn`` runs one cycle after moving the
-    clock, ``work`` runs what the executor holds first. Errors are not survived: they fail the test."""
+    clock, ``work`` runs what the executor holds first. Errors are not survived: they fail the test (with
+    ``guard=None``, the daemon's own guard survives them as in production)."""
 
     def __init__(self, tmp: Path, process: Callable = fake_process, guard: Any = strict, **settings: Any) -> None:
         self.inbox = tmp / "in"
@@ -54,7 +56,8 @@ class Stepped:
         self.executors = Executors()
         self.daemon = Daemon(self.config, process=process, validate=validate_input, executor=self.executors,
                              log=self.log, clock=self.clock, watcher=FakeWatcher)
-        self.daemon.guard = guard
+        if guard is not None:
+            self.daemon.guard = guard
         self.ledger = Ledger.in_folder(self.output)
         self.daemon.start(self.ledger)
         self.watcher: FakeWatcher = self.daemon.watcher
@@ -307,6 +310,49 @@ def test_an_impossible_ledger_change_is_refused_and_the_loop_goes_on(tmp_path: P
         h.drop("b_rate.fits")
         h.until(h.settled("b_rate.fits"))
         assert h.states()["a_rate.fits"] == "failed"
+
+
+class FullDisk:
+    """The ledger's SQLite connection, whose writes fail as on a full disk while ``full`` (a fault injected
+    at the write layer); it counts the writes it refused."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+        self.full = False
+        self.refused = 0
+
+    def execute(self, sql: str, args: Any = ()) -> sqlite3.Cursor:
+        if self.full and sql.split()[0].upper() in ("INSERT", "UPDATE", "DELETE", "BEGIN"):
+            self.refused += 1
+            raise sqlite3.OperationalError("database or disk is full")
+        return self._db.execute(sql, args)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._db, name)
+
+
+def test_a_ledger_that_cannot_be_written_is_said_once_retried_after_doubling_delays_and_nothing_is_lost(
+        tmp_path: Path) -> None:
+    with Stepped(tmp_path, guard=None, workers=1) as h:
+        disk = FullDisk(h.ledger._db)
+        h.ledger._db = disk
+        running = h.drop("a_rate.fits")
+        h.turn()
+        assert h.states() == {"a_rate.fits": RUNNING}
+        disk.full = True
+        h.work()  # a is done, but the ledger cannot say so: kept, not lost
+        late = h.drop("b_rate.fits", seed=2)  # arrives during the outage
+        for _ in range(60):  # 30 s
+            h.turn(0.5)
+        assert disk.refused <= 8  # a few retries after doubling delays, no tight loop
+        [said] = h.log.named("ledger-unwritable")
+        assert "database or disk is full" in said["reason"] and h.log.named("internal-error") == []
+        assert h.states() == {"a_rate.fits": RUNNING}
+        disk.full = False
+        h.until(h.settled("a_rate.fits", "b_rate.fits"), step=5.0)
+        assert len(h.log.named("ledger-writable")) == 1
+        assert calls(h.output) == ["a_rate.fits", "b_rate.fits"]  # a ran once: its outcome was kept
+        assert h.log.for_file(running)[-1] == "done" and h.log.for_file(late)[-1] == "done"
 
 
 def test_survive_logs_an_error_and_carries_on(monkeypatch) -> None:

@@ -18,7 +18,7 @@ from image2.watch.failures import Failures
 from image2.watch.identity import content_digest, stat_of
 from image2.watch.ledger import DONE, EXPOSURE, FAILED, QUEUED, RUNNING, Item, Ledger
 from image2.watch.runner import RETRY_CAP, Runner
-from tests.watch.doubles import NO_SPACE, Executors, FakeClock, RecordingLog, calls, fake_process, rate, strict
+from tests.watch.doubles import NO_SPACE, STALE, Executors, FakeClock, RecordingLog, calls, fake_process, rate, strict
 
 
 @attrs.define
@@ -104,7 +104,7 @@ def test_transient_failures_are_retried_with_doubling_delays_and_overwrite(make)
     s.turn()
     row = s.row(item)
     assert (row.state, row.attempts, row.retry_at) == (QUEUED, 1, s.clock.wall() + 10.0)
-    assert NO_SPACE in row.error
+    assert STALE in row.error
     s.clock.advance(9.9)
     s.runner.submit()
     assert s.executors.current.tasks() == []
@@ -150,8 +150,54 @@ def test_transient_failures_are_bounded_and_the_input_stays(make) -> None:
     s.turn()
     s.turn()
     row = s.row(item)
-    assert row.state == FAILED and row.error.startswith("gave up after 2 attempts:") and NO_SPACE in row.error
+    assert row.state == FAILED and row.error.startswith("gave up after 2 attempts:") and STALE in row.error
     assert row.quarantine is None and item.path.exists()
+
+
+def _names(s: Setup) -> list[str]:
+    return [t.path.name for t in s.executors.current.tasks()]
+
+
+def test_a_full_disk_puts_the_run_back_uncounted_and_pauses_until_a_run_gets_through(make) -> None:
+    s = make(workers=2)
+    full = s.queue(rate(s.inbox, "x_nospace_rate.fits"))
+    other = s.queue(rate(s.inbox, "y_rate.fits", seed=2))
+    third = s.queue(rate(s.inbox, "z_rate.fits", seed=3))
+    s.runner.submit()
+    s.executors.current.run(3)  # the two warm-up calls, then x, which runs out of disk while y still runs
+    s.runner.collect()
+    row = s.row(full)
+    assert (row.state, row.attempts, row.overwrite, row.retry_at) == (QUEUED, 0, True, None)
+    assert NO_SPACE in row.error
+    assert [e["retry_in"] for e in s.log.named("runs-paused")] == [1.0]
+    s.runner.submit()
+    assert _names(s) == ["y_rate.fits"]  # paused: nothing starts beside y
+    s.turn()  # y is done: a run got through, the pause ends, x and z start
+    assert (s.row(other).state, s.log.named("runs-resumed")[0]["after"]) == (DONE, row.error)
+    assert _names(s) == ["x_nospace_rate.fits", "z_rate.fits"]
+    assert s.row(third).state == RUNNING
+
+
+def test_a_full_disk_is_said_once_and_tried_again_with_one_run_after_doubling_delays(make) -> None:
+    s = make(workers=2)
+    a, b, c = (s.queue(rate(s.inbox, f"{n}_nospace_rate.fits", seed=i + 1)) for i, n in enumerate("abc"))
+    s.runner.submit()
+    s.turn()  # a and b run out of disk: paused for 1 s
+    assert _names(s) == []
+    for delay in (1.0, 2.0):
+        s.clock.advance(delay - 0.1)
+        s.runner.submit()
+        assert _names(s) == []
+        s.clock.advance(0.1)
+        s.runner.submit()
+        assert _names(s) == ["a_nospace_rate.fits"]  # one run, alone
+        s.turn()
+    assert s.row(a).state == DONE  # its third call got through
+    assert _names(s) == ["b_nospace_rate.fits", "c_nospace_rate.fits"]
+    s.turn()  # both out of disk again, a moment after the end: not said again
+    assert [e["retry_in"] for e in s.log.named("runs-paused")] == [1.0]
+    assert len(s.log.named("runs-resumed")) == 1
+    assert [(s.row(i).state, s.row(i).attempts) for i in (a, b, c)] == [(DONE, 1), (QUEUED, 0), (QUEUED, 0)]
 
 
 def test_a_row_already_at_its_attempt_limit_fails_before_running(make) -> None:
