@@ -119,7 +119,7 @@ class Daemon:
     def run(self) -> int:
         """Watch until stopped; return the exit status (0 after a clean stop)."""
         with self._lock(), self._signals():
-            ledger = Ledger.in_folder(self.config.output_dir)
+            ledger = Ledger(self.config.ledger_file)
             try:
                 self.start(ledger)
                 while self._stop_reason is None:
@@ -133,8 +133,18 @@ class Daemon:
 
     @contextlib.contextmanager
     def _lock(self) -> Iterator[None]:
+        """Hold the lock of the output folder, and of the ledger when it is kept elsewhere: one daemon each."""
         self.config.output_dir.mkdir(parents=True, exist_ok=True)
-        path = self.config.output_dir / LOCK_NAME
+        ledger = self.config.ledger_file
+        with contextlib.ExitStack() as locks:
+            locks.enter_context(self._lock_file(self.config.output_dir / LOCK_NAME, self.config.output_dir))
+            if ledger.parent != self.config.output_dir:
+                ledger.parent.mkdir(parents=True, exist_ok=True)
+                locks.enter_context(self._lock_file(ledger.with_name(ledger.name + ".lock"), ledger))
+            yield
+
+    @contextlib.contextmanager
+    def _lock_file(self, path: Path, what: Path) -> Iterator[None]:
         handle = open(path, "a+")
         try:
             try:
@@ -142,8 +152,7 @@ class Daemon:
             except BlockingIOError:
                 handle.seek(0)
                 holder = handle.read().strip() or "?"
-                raise DaemonBusy(f"{self.config.output_dir}: another image2 watch (pid {holder}) uses this "
-                                 "output folder") from None
+                raise DaemonBusy(f"{what}: another image2 watch (pid {holder}) uses it") from None
             handle.seek(0)
             handle.truncate()
             handle.write(f"{os.getpid()}\n")

@@ -28,6 +28,7 @@ from image2.errors import Image2Error
 from image2.watch.identity import FileStat
 
 LEDGER_NAME = "image2-watch.sqlite"
+"""The ledger's name in the output folder, where it is kept unless the operator says otherwise."""
 
 WAITING, QUEUED, RUNNING, DONE, FAILED = "waiting", "queued", "running", "done", "failed"
 STATES = (WAITING, QUEUED, RUNNING, DONE, FAILED)
@@ -231,7 +232,7 @@ class Ledger:
     @classmethod
     def in_folder(cls, output_dir: Path | str, readonly: bool = False) -> Ledger:
         """Open (or create) the ledger kept in ``output_dir``."""
-        return cls(Path(output_dir) / LEDGER_NAME, readonly=readonly)
+        return cls(ledger_file(output_dir), readonly=readonly)
 
     def close(self) -> None:
         """Close the connection (the WAL is checkpointed when the last connection closes)."""
@@ -483,6 +484,11 @@ class Ledger:
             self._db.execute("ROLLBACK")
             raise
         self._db.execute("COMMIT")
+
+
+def ledger_file(output_dir: Path | str, ledger: Path | str | None = None) -> Path:
+    """Where the ledger of a daemon writing to ``output_dir`` is: ``ledger`` when given, else beside the products."""
+    return Path(ledger) if ledger is not None else Path(output_dir) / LEDGER_NAME
 
 
 def _marks(values: tuple[object, ...]) -> str:

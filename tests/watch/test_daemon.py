@@ -8,6 +8,7 @@ The parts have their own tests (test_intake, test_associations, test_runner); th
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import sqlite3
 import threading
@@ -17,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 
 from image2.run.options import RunOptions
@@ -455,6 +457,7 @@ def test_graceful_stop_lets_running_items_finish(tmp_path: Path) -> None:
         h.daemon.request_stop("test")
         wait_until(lambda: h.log.named("stopping"))
         gate.set()
+        wait_until(lambda: h.log.named("stopped"))  # leaving the block asks to stop again: abandon at once
     assert h.states() == {"a_rate.fits": DONE}
     assert h.log.named("stopped")[0]["done"] == 1 and h.log.named("abandoned") == []
 
@@ -468,6 +471,31 @@ def test_one_daemon_per_output_folder(tmp_path: Path) -> None:
         with pytest.raises(DaemonBusy, match=rf"another image2 watch \(pid {os.getpid()}\)"):
             second.run()
     assert not (tmp_path / "out" / "image2-watch.sqlite").exists()
+
+
+def test_the_ledger_lives_where_the_operator_says_and_status_reads_it_there(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from image2.cli.main import cli
+
+    elsewhere = tmp_path / "state" / "ledger.sqlite"
+    with Running(tmp_path, ledger=elsewhere) as h:
+        rate(h.inbox, "a_rate.fits")
+        wait_until(lambda: elsewhere.exists() and _states_in(elsewhere) == {"a_rate.fits": DONE})
+        with pytest.raises(DaemonBusy, match="ledger.sqlite: another image2 watch"):
+            Daemon(attrs.evolve(h.config, output_dir=tmp_path / "other"), process=fake_process).run()
+    assert not (h.output / "image2-watch.sqlite").exists()
+    result = CliRunner().invoke(cli, ["status", str(h.output), "--ledger", str(elsewhere), "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["counts"]["done"] == 1
+
+
+def _states_in(ledger_path: Path) -> dict[str, str]:
+    ledger = Ledger(ledger_path, readonly=True)
+    try:
+        return {Path(p).name: s for p, s in ledger._db.execute("SELECT path, state FROM items ORDER BY id")}
+    finally:
+        ledger.close()
 
 
 def test_watch_command_builds_its_configuration(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -497,8 +525,11 @@ def test_watch_command_builds_its_configuration(tmp_path: Path, monkeypatch: pyt
         1.0, True, 3, 4.0, ("*.fits",))
     assert config.options.reference_dirs == (tmp_path / "refs",)
     assert config.options.output_dir == tmp_path / "out" and config.quarantine == tmp_path / "q"
-    result = runner.invoke(cli, ["watch", str(tmp_path / "a"), "-o", str(tmp_path / "out"), "--poll=2.5"])
+    assert config.ledger_file == tmp_path / "out" / "image2-watch.sqlite"
+    result = runner.invoke(cli, ["watch", str(tmp_path / "a"), "-o", str(tmp_path / "out"), "--poll=2.5",
+                                 "--ledger", str(tmp_path / "state" / "l.sqlite")])
     assert result.exit_code == 0, result.output
+    assert seen["config"].ledger_file == tmp_path / "state" / "l.sqlite"
     assert seen["config"].poll == 2.5 and seen["config"].patterns == ("*_rate.fits", "*_rateints.fits", "*_asn.json")
     result = runner.invoke(cli, ["watch", str(tmp_path / "a"), "-o", str(tmp_path / "out"), "--step", "nonsense"])
     assert result.exit_code == 2
