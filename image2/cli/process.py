@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import signal
 import sys
 import time
 from collections.abc import Iterator
@@ -54,6 +56,23 @@ def _results(inputs: tuple[Path, ...], options: RunOptions, jobs: int | None, lo
                 yield [ProductResult(path, path.name, FAILED, (),
                                      f"{path}: {executor} executor: {end.error!r} (after {end.attempts} attempts)",
                                      failure=failure_of(end.error))]
+
+
+@contextlib.contextmanager
+def _terminated_as_exit() -> Iterator[None]:
+    """Make SIGTERM end the run as an exit (status 143) that removes its staging files, not a silent death."""
+    def leave(number: int, frame: object) -> None:
+        raise SystemExit(128 + number)
+
+    try:
+        previous = signal.signal(signal.SIGTERM, leave)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _absolute(options: RunOptions) -> RunOptions:
@@ -171,11 +190,16 @@ def process(ctx: click.Context, inputs: tuple[Path, ...], output_dir: Path, refe
     before = product_names(output_dir) if executor == "dask" else frozenset()
     results: list[ProductResult] = []
     show_bar = not quiet and sys.stderr.isatty()
-    with click.progressbar(length=len(inputs), label="calibrating", file=sys.stderr,
-                           hidden=not show_bar) as bar:
-        for batch in _results(inputs, options, jobs, log_setup, executor, scheduler):
-            results.extend(batch)
-            bar.update(1)
+    try:
+        with _terminated_as_exit(), click.progressbar(length=len(inputs), label="calibrating", file=sys.stderr,
+                                                      hidden=not show_bar) as bar:
+            for batch in _results(inputs, options, jobs, log_setup, executor, scheduler):
+                results.extend(batch)
+                bar.update(1)
+    finally:
+        from image2.io.atomic import remove_abandoned_staging
+
+        remove_abandoned_staging(output_dir)  # what workers that died (or this run, stopped) left behind
     if executor == "dask":
         results = settled(results, before)
     counts = {status: sum(r.status == status for r in results) for status in ("done", "skipped", "failed")}

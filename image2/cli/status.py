@@ -49,22 +49,27 @@ def status_text(status: Status) -> str:
 @click.option("--json", "as_json", is_flag=True, help="One JSON document, for machines.")
 @click.option("--limit", type=click.IntRange(min=1), default=10, show_default=True,
               help="Items listed per section (running, queued, waiting, failures).")
+@click.option("--ledger", "ledger_path", type=click.Path(dir_okay=False, path_type=Path),
+              help=f"The ledger, when image2 watch was told to keep it elsewhere (--ledger); default "
+                   f"OUTPUT_DIR/{LEDGER_NAME}.")
 @click.option("--http", metavar="[HOST:]PORT",
               help="Serve the status page (as image2 watch --http does) until Ctrl-C instead of printing; the "
                    "host defaults to 127.0.0.1.")
-def status(output_dir: Path, as_json: bool, limit: int, http: str | None) -> None:
+def status(output_dir: Path, as_json: bool, limit: int, ledger_path: Path | None, http: str | None) -> None:
     """Show what the watch daemon writing to OUTPUT_DIR has done: counts per state, throughput,
     recent failures with reasons, and what is queued."""
     try:
-        snapshot = read_status(output_dir, limit)
+        snapshot = read_status(output_dir, limit, ledger_path=ledger_path)
     except FileNotFoundError:
+        if ledger_path is not None:
+            raise Image2Error(f"{ledger_path}: no such ledger") from None
         raise Image2Error(f"{output_dir}: no {LEDGER_NAME} here (no image2 watch has written to this folder)") from None
     if http is None:
         click.echo(json.dumps(as_dict(snapshot), indent=2) if as_json else status_text(snapshot))
         return
     from image2.watch.status_page import serving
 
-    with serving(output_dir, http) as page:
+    with serving(output_dir, http, ledger_path) as page:
         click.echo(f"status page of {output_dir} at {page.url} (Ctrl-C to stop)")
         with contextlib.suppress(KeyboardInterrupt):
             threading.Event().wait()

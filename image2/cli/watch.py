@@ -21,7 +21,10 @@ _SECONDS = click.FloatRange(min=0.0)
 @click.command()
 @click.argument("folders", nargs=-1, required=True, type=click.Path(file_okay=False, path_type=Path))
 @click.option("--output-dir", "-o", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Where products go; the ledger (image2-watch.sqlite) is kept there too.")
+              help="Where products go; the ledger (image2-watch.sqlite) is kept there too, unless --ledger.")
+@click.option("--ledger", "ledger_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Keep the ledger (an SQLite file) here instead, e.g. on a disk that does not fill up with "
+                   "products; give it to image2 status too.")
 @click.option("--refs", "reference_dirs", multiple=True, type=click.Path(file_okay=False, path_type=Path),
               help="Folder of reference files (repeatable). While one is missing, items wait and retry.")
 @click.option("--ref", "overrides", multiple=True, metavar="TYPE=PATH", callback=parse_ref_overrides,
@@ -68,9 +71,10 @@ _SECONDS = click.FloatRange(min=0.0)
               help="Serve a read-only status page there while watching, e.g. 127.0.0.1:8765 (the host defaults "
                    "to 127.0.0.1, this machine only; 0.0.0.0 shows it to the network).")
 @click.pass_context
-def watch(ctx: click.Context, folders: tuple[Path, ...], output_dir: Path, reference_dirs: tuple[Path, ...],
-          overrides: dict[str, str], crds_path: Path | None, crds_context: str | None,
-          config_file: Path | None, step_overrides: tuple[str, ...], patterns: tuple[str, ...], recursive: bool, workers: int | None, executor: str, scheduler: str | None,
+def watch(ctx: click.Context, folders: tuple[Path, ...], output_dir: Path, ledger_path: Path | None,
+          reference_dirs: tuple[Path, ...], overrides: dict[str, str], crds_path: Path | None,
+          crds_context: str | None, config_file: Path | None, step_overrides: tuple[str, ...],
+          patterns: tuple[str, ...], recursive: bool, workers: int | None, executor: str, scheduler: str | None,
           poll: float | None, settle: float,
           quarantine: Path | None, reconcile: float, heartbeat: float, grace: float, member_wait: float,
           members_as_singletons: bool, max_attempts: int, retry_delay: float, save_bsub: bool,
@@ -103,13 +107,14 @@ def watch(ctx: click.Context, folders: tuple[Path, ...], output_dir: Path, refer
         roots=folders, output_dir=output_dir, options=options, patterns=patterns or DEFAULT_PATTERNS,
         recursive=recursive, workers=workers or 1, poll=poll, settle=settle, quarantine=quarantine,
         reconcile=reconcile, heartbeat=heartbeat, grace=grace, member_wait=member_wait,
-        members_as_singletons=members_as_singletons, max_attempts=max_attempts, retry_delay=retry_delay)
+        members_as_singletons=members_as_singletons, max_attempts=max_attempts, retry_delay=retry_delay,
+        ledger=ledger_path)
     log = get_logger("image2.watch")
     for folder in options.reference_dirs:
         if not folder.is_dir():
             log.warning("folder-missing", folder=str(folder), reason="reference folder does not exist (yet); "
                         "items wait for it")
-    page = ctx.with_resource(serving(output_dir, http))  # stopped when the command ends
+    page = ctx.with_resource(serving(output_dir, http, config.ledger))  # stopped when the command ends
     if page is not None:
         log.info("status-page", url=page.url)
     log_setup = ((ctx.obj or {}).get("log_format", "console"),

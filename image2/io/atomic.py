@@ -1,15 +1,33 @@
-"""Atomic file writes: a product appears whole under its final name, or not at all."""
+"""Atomic file writes: a product appears whole under its final name, or not at all.
+
+A product is written under a hidden staging name beside its final one,
+``.<name>.<pid>-<host>.<random>.tmp``, which says whose it is: the process that writes it and a
+short digest of its host's name. Staging whose writer on this host is gone is debris, removed at
+once (:func:`abandoned_staging`); staging of another host or of an older version is removed
+only once untouched for a long time.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import errno
+import hashlib
 import os
+import re
+import socket
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
 from image2.errors import Image2Error
+
+_STAGING = re.compile(r"^\..+?(?:\.(?P<pid>\d+)-(?P<host>[0-9a-f]{8}))?\.[0-9a-f]{12}\.tmp$")
+"""Staging names: with their writer (this version), or without (older versions)."""
+
+UNKNOWN_WRITER_AGE = 900.0
+"""Seconds a staging file of an unknown or other-host writer stays untouched before it counts as debris."""
 
 
 class ProductExistsError(Image2Error):
@@ -20,9 +38,86 @@ class ProductExistsError(Image2Error):
         super().__init__(f"{path}: exists already (use --overwrite to replace it)")
 
 
+def host_tag() -> str:
+    """Eight hex digits standing for this host in staging names."""
+    return hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
+
+
 def temporary_name(final: Path) -> Path:
-    """Return a unique hidden temporary name beside ``final`` (same filesystem, so rename is atomic)."""
-    return final.with_name(f".{final.name}.{uuid.uuid4().hex[:12]}.tmp")
+    """Return a unique hidden staging name beside ``final`` (same filesystem, so rename is atomic) that
+    names its writer: this process on this host."""
+    return final.with_name(f".{final.name}.{os.getpid()}-{host_tag()}.{uuid.uuid4().hex[:12]}.tmp")
+
+
+def pid_alive(pid: int) -> bool:
+    """True when a process ``pid`` runs on this host (a zombie, dead but not yet reaped, does not)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat.rpartition(")")[2].split()[:1] != ["Z"]
+
+
+def abandoned_staging(folder: Path, older_than: float = UNKNOWN_WRITER_AGE, now: float | None = None) -> list[Path]:
+    """Return the staging files in ``folder`` that no writer will publish: those whose writer on this host
+    is gone, at once, and those of unknown or other-host writers untouched for ``older_than`` seconds
+    (a live write touches its file continually)."""
+    now = time.time() if now is None else now
+    here = host_tag()
+    found = []
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return []
+    for entry in entries:
+        match = _STAGING.match(entry.name)
+        if match is None:
+            continue
+        try:
+            if not entry.is_file(follow_symlinks=False):
+                continue
+            if match["host"] == here and match["pid"] is not None:
+                if not pid_alive(int(match["pid"])):
+                    found.append(Path(entry.path))
+            elif now - entry.stat().st_mtime > older_than:
+                found.append(Path(entry.path))
+        except OSError:
+            continue
+    return found
+
+
+def remove_abandoned_staging(folder: Path, older_than: float = UNKNOWN_WRITER_AGE,
+                             now: float | None = None) -> list[Path]:
+    """Remove :func:`abandoned_staging` files of ``folder``; return those removed."""
+    removed = []
+    for path in abandoned_staging(folder, older_than, now):
+        with contextlib.suppress(OSError):
+            path.unlink()
+            removed.append(path)
+    return removed
+
+
+_SHORT_WRITE = re.compile(r"^\d+ requested and \d+ written$")
+"""numpy's message for a write the disk took only in part (it carries no errno)."""
+
+
+def _out_of_space(error: BaseException) -> bool:
+    """True when ``error``, or an error it arose from, says the disk (or the quota) is full: writers such
+    as astropy's can mask it with an error of their own while handling it."""
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, OSError) and (error.errno in (errno.ENOSPC, errno.EDQUOT) or (
+                error.errno is None and _SHORT_WRITE.match(str(error)))):
+            return True
+        error = error.__cause__ or error.__context__
+    return False
 
 
 def _fsync_directory(directory: Path) -> None:
@@ -65,9 +160,11 @@ class Staging:
                 yield handle
                 handle.flush()
                 os.fsync(handle.fileno())
-        except BaseException:
+        except BaseException as error:
             with contextlib.suppress(FileNotFoundError):
                 tmp.unlink()
+            if _out_of_space(error):
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(final)) from error
             raise
         self._pending.append((tmp, final, overwrite))
 

@@ -80,6 +80,26 @@ def process_pool(workers: int | None = None, setup: Callable[..., object] | None
         initializer=worker_setup, initargs=(os.getpid(), interruptible, setup, args))
 
 
+def worker_exits(executor: Executor) -> list[str]:
+    """Say how the local worker processes of ``executor`` that are gone ended ("killed by SIGKILL", "exit
+    status 1"); empty for other executors, or when every worker still runs."""
+    processes = getattr(executor, "_processes", None) if isinstance(executor, concurrent.futures.ProcessPoolExecutor) \
+        else None
+    ends = []
+    for process in list((processes or {}).values()):
+        code = process.exitcode
+        if code is None:
+            continue
+        if code < 0:
+            try:
+                ends.append(f"killed by {signal.Signals(-code).name}")
+            except ValueError:
+                ends.append(f"killed by signal {-code}")
+        else:
+            ends.append(f"exit status {code}")
+    return ends
+
+
 def stop_executor(executor: Executor, abandon: bool) -> None:
     """Shut ``executor`` down; when ``abandon``, kill worker processes still running tasks."""
     if abandon and isinstance(executor, concurrent.futures.ProcessPoolExecutor):

@@ -8,6 +8,7 @@ from typing import Any
 
 import attrs
 
+from image2.watch.ledger import ledger_file
 from image2.watch.readiness import DEFAULT_PATTERNS, Selector
 
 
@@ -33,6 +34,13 @@ class WatchConfig:
     max_attempts: int = 5
     retry_delay: float = 10.0
     max_pending: int = 10_000
+    ledger: Path | None = attrs.field(default=None, converter=lambda p: None if p is None else Path(
+        os.path.abspath(p)))
+
+    @property
+    def ledger_file(self) -> Path:
+        """Where the ledger is: ``ledger`` when given, else beside the products."""
+        return ledger_file(self.output_dir, self.ledger)
 
     @property
     def selector(self) -> Selector:

@@ -27,18 +27,18 @@ import structlog
 
 from image2._version import __version__
 from image2.errors import Image2Error
+from image2.io.atomic import remove_abandoned_staging
 from image2.run.executors import process_pool
 from image2.run.process import process_input, validate_input
 from image2.watch import tasks
 from image2.watch.associations import Associations
 from image2.watch.clock import Clock, SystemClock
 from image2.watch.config import WatchConfig
-from image2.watch.failures import Failures, survive
+from image2.watch.failures import Failures, Outage, survive
 from image2.watch.intake import RECONCILE, STARTUP, Intake
 from image2.watch.ledger import Ledger
 from image2.watch.observer import Hints, Watcher
 from image2.watch.runner import Runner
-from image2.watch.scanner import stale_temporaries
 from image2.watch.wakeup import wake_on_signals
 
 LOCK_NAME = "image2-watch.lock"
@@ -46,7 +46,6 @@ LOCK_NAME = "image2-watch.lock"
 HINT_CAPACITY = 10_000
 MAX_WAIT = 1.0
 HEALTH_INTERVAL = 2.0
-STALE_TEMPORARY_AGE = 900.0
 
 
 class DaemonBusy(Image2Error):
@@ -82,7 +81,8 @@ class Daemon:
         self.clock = clock if clock is not None else SystemClock()
         self.wake = threading.Event()
         self.hints = Hints(HINT_CAPACITY, self.wake)
-        self.guard = functools.partial(survive, self.log)
+        self.ledger_outage = Outage("ledger-unwritable", "ledger-writable", self.log, self.clock)
+        self.guard = functools.partial(survive, self.log, outage=self.ledger_outage)
         self._process = process
         self._validate = validate
         self._new_executor = executor or process_pool
@@ -119,7 +119,7 @@ class Daemon:
     def run(self) -> int:
         """Watch until stopped; return the exit status (0 after a clean stop)."""
         with self._lock(), self._signals():
-            ledger = Ledger.in_folder(self.config.output_dir)
+            ledger = Ledger(self.config.ledger_file)
             try:
                 self.start(ledger)
                 while self._stop_reason is None:
@@ -133,8 +133,18 @@ class Daemon:
 
     @contextlib.contextmanager
     def _lock(self) -> Iterator[None]:
+        """Hold the lock of the output folder, and of the ledger when it is kept elsewhere: one daemon each."""
         self.config.output_dir.mkdir(parents=True, exist_ok=True)
-        path = self.config.output_dir / LOCK_NAME
+        ledger = self.config.ledger_file
+        with contextlib.ExitStack() as locks:
+            locks.enter_context(self._lock_file(self.config.output_dir / LOCK_NAME, self.config.output_dir))
+            if ledger.parent != self.config.output_dir:
+                ledger.parent.mkdir(parents=True, exist_ok=True)
+                locks.enter_context(self._lock_file(ledger.with_name(ledger.name + ".lock"), ledger))
+            yield
+
+    @contextlib.contextmanager
+    def _lock_file(self, path: Path, what: Path) -> Iterator[None]:
         handle = open(path, "a+")
         try:
             try:
@@ -142,8 +152,7 @@ class Daemon:
             except BlockingIOError:
                 handle.seek(0)
                 holder = handle.read().strip() or "?"
-                raise DaemonBusy(f"{self.config.output_dir}: another image2 watch (pid {holder}) uses this "
-                                 "output folder") from None
+                raise DaemonBusy(f"{what}: another image2 watch (pid {holder}) uses it") from None
             handle.seek(0)
             handle.truncate()
             handle.write(f"{os.getpid()}\n")
@@ -197,7 +206,7 @@ class Daemon:
         self._note_missing()
         self.runner.start()
         self.intake.begin_scan(STARTUP)
-        self._sweep_temporaries()
+        self._sweep_staging("left by the previous run, which is over (this daemon holds the lock)")
 
     def sleep_time(self) -> float:
         """Seconds the loop may sleep before something is due (events wake it sooner)."""
@@ -209,7 +218,18 @@ class Daemon:
         return max(0.0, min(due) - now)
 
     def cycle(self) -> None:
-        """One turn of the loop: hints, scan, readiness, outcomes, association waits, new runs, timers."""
+        """One turn of the loop: hints, scan, readiness, outcomes, association waits, new runs, timers.
+
+        While the ledger cannot be written, nothing is done but a small write now and then, after doubling
+        delays; once it succeeds, a scan finds what could not be recorded meanwhile."""
+        if self.ledger_outage.active:
+            if self.ledger_outage.waiting():
+                return
+            self.guard("ledger", self._probe_ledger)
+            if self.ledger_outage.waiting():
+                return
+            self.ledger_outage.clear()
+            self.intake.begin_scan(RECONCILE)
         if self._reconcile_asked:
             self._reconcile_asked = False
             self.intake.begin_scan(RECONCILE)
@@ -235,7 +255,7 @@ class Daemon:
             self._check_observer()
         if self.intake.rescan_due():
             self.intake.begin_scan(RECONCILE)
-            self._sweep_temporaries()
+            self._sweep_staging("left by a worker that was killed")
         if now >= self._next_heartbeat:
             self._next_heartbeat = now + self.config.heartbeat
             self._beat()
@@ -257,17 +277,19 @@ class Daemon:
                                  "it is watched as soon as it appears")
         self._missing = missing
 
-    def _sweep_temporaries(self) -> None:
-        for path in stale_temporaries(self.config.output_dir, STALE_TEMPORARY_AGE, now=self.clock.wall()):
-            with contextlib.suppress(OSError):
-                path.unlink()
-                self.log.info("removed-temporary", file=str(path), reason="left by a worker that was killed")
+    def _sweep_staging(self, reason: str) -> None:
+        """Remove staging files no writer will publish (their writer is gone, or they are long untouched)."""
+        for path in remove_abandoned_staging(self.config.output_dir, now=self.clock.wall()):
+            self.log.info("removed-temporary", file=str(path), reason=reason)
+
+    def _probe_ledger(self) -> None:
+        self.ledger.beat(len(self.runner), len(self.intake) + len(self.associations), now=self.clock.wall())
 
     def _beat(self) -> None:
         counts = self.ledger.counts()
-        self.ledger.beat(len(self.runner), len(self.intake) + len(self.associations), now=self.clock.wall())
+        self._probe_ledger()
         self.log.info("heartbeat", in_flight=len(self.runner), tracked=len(self.intake), hints=len(self.hints),
-                      **counts)
+                      paused=self.runner.pause.reason, **counts)
 
     # -- stopping -------------------------------------------------------------------------------
 
@@ -280,5 +302,5 @@ class Daemon:
             self.runner.wait(min(0.5, max(0.0, deadline - self.clock.monotonic())))
             self.runner.collect(replace_broken=False)
         self.runner.stop()
-        self.ledger.daemon_stopped(now=self.clock.wall())
+        self.guard("stop", lambda: self.ledger.daemon_stopped(now=self.clock.wall()))
         self.log.info("stopped", reason=self._stop_reason, **self.ledger.counts())

@@ -176,15 +176,16 @@ class Intake:
                 self.reject(path, verdict.stat, verdict.problem, source)
         return verdict
 
-    def _check(self, path: Path) -> str | None:
-        """Return why ``path`` is not a whole, valid input (None when it is); OSError means wait."""
+    def _check(self, path: Path, settled: bool) -> str | None:
+        """Return why ``path`` is not a whole, valid input (None when it is); OSError means wait. Before it
+        settled, an exposure must also look finished (its writer may be appending HDUs)."""
         if kind_of(path) == ASSOCIATION:
             try:
                 load_association(path, allow_outside=self._config.options.allow_outside)
             except InvalidInputError as error:
                 return error.problem
             return None
-        problem = fits_problem(path)
+        problem = fits_problem(path, finished=not settled)
         if problem is not None:
             return problem
         try:

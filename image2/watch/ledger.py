@@ -1,7 +1,10 @@
 """The durable record of what the watch daemon saw and did: one SQLite (WAL) file in the output folder.
 
 One row per version of an input (its path plus content identity: size, mtime, SHA-256), with
-its state, attempts, products and error. The newest row of a path is the one that counts: a
+its state, attempts (runs whose work failed, never runs cut short by the daemon's own end),
+worker deaths (runs whose worker process died while it ran alone), products and error. Row ids
+are never reused (``AUTOINCREMENT``): an id in a log, a quarantine reason or a status page link
+names one input for good. The newest row of a path is the one that counts: a
 file whose content changes gets a new row and is processed again. A row changes state only
 along ``TRANSITIONS``; any other change is refused with ``TransitionError``. Only the daemon's
 coordinating thread writes; ``image2 status`` reads concurrently (WAL).
@@ -10,19 +13,22 @@ coordinating thread writes; ``image2 status`` reads concurrently (WAL).
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
-import os
 import socket
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
+from typing import Any, TypeVar
 
 import attrs
 
+from image2.errors import Image2Error
 from image2.watch.identity import FileStat
 
 LEDGER_NAME = "image2-watch.sqlite"
+"""The ledger's name in the output folder, where it is kept unless the operator says otherwise."""
 
 WAITING, QUEUED, RUNNING, DONE, FAILED = "waiting", "queued", "running", "done", "failed"
 STATES = (WAITING, QUEUED, RUNNING, DONE, FAILED)
@@ -53,15 +59,35 @@ class TransitionError(RuntimeError):
         super().__init__(f"ledger: {message}")
 
 
+class LedgerUnwritable(Image2Error):
+    """The ledger cannot be written now (its disk is full, it is locked, its storage fails): a condition
+    of the environment that passes, never a defect; nothing of the change was kept."""
+
+
+Method = TypeVar("Method", bound=Callable[..., Any])
+
+
+def _writes(method: Method) -> Method:
+    """Mark a ledger method that writes: SQLite's refusals to write become LedgerUnwritable."""
+    @functools.wraps(method)
+    def write(self: Ledger, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except (sqlite3.OperationalError, OSError) as error:
+            raise LedgerUnwritable(f"ledger {self.path} cannot be written: {error}") from error
+
+    return write  # type: ignore[return-value]
+
+
 def sources(target: str, among: Iterable[str] | None = None) -> tuple[str, ...]:
     """The states from which a row may become ``target`` (only those in ``among`` when given)."""
     allowed = tuple(state for state, targets in TRANSITIONS.items() if target in targets and state != NEW)
     return allowed if among is None else tuple(state for state in allowed if state in among)
 
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS items (
-    id INTEGER PRIMARY KEY,
+_ITEMS = """
+CREATE TABLE IF NOT EXISTS {name} (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
     path TEXT NOT NULL,
     kind TEXT NOT NULL,
     size INTEGER NOT NULL,
@@ -69,6 +95,7 @@ CREATE TABLE IF NOT EXISTS items (
     digest TEXT NOT NULL,
     state TEXT NOT NULL,
     attempts INTEGER NOT NULL DEFAULT 0,
+    deaths INTEGER NOT NULL DEFAULT 0,
     found_by TEXT NOT NULL,
     overwrite INTEGER NOT NULL DEFAULT 0,
     products TEXT NOT NULL DEFAULT '[]',
@@ -81,6 +108,9 @@ CREATE TABLE IF NOT EXISTS items (
     retry_at REAL,
     updated_at REAL NOT NULL
 );
+"""
+
+_SCHEMA = _ITEMS.format(name="items") + """
 CREATE INDEX IF NOT EXISTS items_by_path ON items (path, id);
 CREATE INDEX IF NOT EXISTS items_by_state ON items (state, id);
 CREATE INDEX IF NOT EXISTS items_by_finish ON items (finished_at);
@@ -118,6 +148,7 @@ class Item:
     digest: str
     state: str
     attempts: int
+    deaths: int
     found_by: str
     overwrite: bool
     products: tuple[str, ...]
@@ -154,7 +185,8 @@ class DaemonInfo:
 def _item(row: sqlite3.Row) -> Item:
     return Item(
         id=row["id"], path=Path(row["path"]), kind=row["kind"], size=row["size"], mtime_ns=row["mtime_ns"],
-        digest=row["digest"], state=row["state"], attempts=row["attempts"], found_by=row["found_by"],
+        digest=row["digest"], state=row["state"], attempts=row["attempts"],
+        deaths=row["deaths"] if "deaths" in row.keys() else 0, found_by=row["found_by"],
         overwrite=bool(row["overwrite"]), products=tuple(json.loads(row["products"])), error=row["error"],
         quarantine=row["quarantine"], seen_at=row["seen_at"], queued_at=row["queued_at"],
         started_at=row["started_at"], finished_at=row["finished_at"], retry_at=row["retry_at"],
@@ -178,13 +210,29 @@ class Ledger:
         if not readonly:
             self._db.execute("PRAGMA journal_mode = WAL")
             self._db.execute("PRAGMA synchronous = NORMAL")
-            self._db.execute("PRAGMA foreign_keys = ON")
+            self._upgrade()
             self._db.executescript(_SCHEMA)
+            self._db.execute("PRAGMA foreign_keys = ON")
+
+    def _upgrade(self) -> None:
+        """Rebuild an items table made by an earlier version (no worker deaths, ids reused after a delete),
+        keeping every row and id; foreign keys are off here, so no member row is lost with the old table."""
+        row = self._db.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'items'").fetchone()
+        if row is None or "AUTOINCREMENT" in row[0]:
+            return
+        old = {r[1] for r in self._db.execute("PRAGMA table_info(items)")}
+        with self._transaction():
+            self._db.execute("DROP TABLE IF EXISTS items_upgraded")
+            self._db.execute(_ITEMS.format(name="items_upgraded"))
+            kept = ", ".join(r[1] for r in self._db.execute("PRAGMA table_info(items_upgraded)") if r[1] in old)
+            self._db.execute(f"INSERT INTO items_upgraded ({kept}) SELECT {kept} FROM items")
+            self._db.execute("DROP TABLE items")
+            self._db.execute("ALTER TABLE items_upgraded RENAME TO items")
 
     @classmethod
     def in_folder(cls, output_dir: Path | str, readonly: bool = False) -> Ledger:
         """Open (or create) the ledger kept in ``output_dir``."""
-        return cls(Path(output_dir) / LEDGER_NAME, readonly=readonly)
+        return cls(ledger_file(output_dir), readonly=readonly)
 
     def close(self) -> None:
         """Close the connection (the WAL is checkpointed when the last connection closes)."""
@@ -219,6 +267,7 @@ class Ledger:
         return self._db.execute("SELECT 1 FROM items WHERE path = ? AND state = ? LIMIT 1",
                                 (str(path), DONE)).fetchone() is not None
 
+    @_writes
     def add(self, path: Path, kind: str, stat: FileStat, digest: str, state: str, found_by: str,
             overwrite: bool = False, now: float | None = None) -> Item:
         """Record a new version of ``path`` in ``state`` (queued, waiting, or failed at once) and return its row."""
@@ -233,12 +282,14 @@ class Ledger:
              now if state == QUEUED else None, now))
         return self.get(cursor.lastrowid)
 
+    @_writes
     def refresh(self, item_id: int, stat: FileStat, now: float | None = None) -> Item:
         """Note that the same content now shows another size/mtime (touched, or copied with ``cp -p``)."""
         self._db.execute("UPDATE items SET size = ?, mtime_ns = ?, updated_at = ? WHERE id = ?",
                          (stat.size, stat.mtime_ns, time.time() if now is None else now, item_id))
         return self.get(item_id)
 
+    @_writes
     def reopen(self, item_id: int, stat: FileStat, now: float | None = None) -> Item:
         """Queue a failed row again from scratch (its file was touched or dropped in anew)."""
         now = time.time() if now is None else now
@@ -247,6 +298,7 @@ class Ledger:
             " products = '[]', queued_at = ?, started_at = NULL, finished_at = NULL, retry_at = NULL, updated_at = ?",
             (stat.size, stat.mtime_ns, now, now), among=(FAILED,))
 
+    @_writes
     def queue(self, item_id: int, retry_at: float | None = None, error: str | None = None,
               overwrite: bool | None = None, now: float | None = None) -> Item:
         """Put a row in the queue (again), optionally not before ``retry_at`` and noting ``error``."""
@@ -256,18 +308,21 @@ class Ledger:
             " queued_at = COALESCE(queued_at, ?), updated_at = ?",
             (retry_at, error, None if overwrite is None else int(overwrite), now, now), among=(WAITING, RUNNING))
 
+    @_writes
     def start(self, item_id: int, now: float | None = None) -> Item:
         """Mark a row running and count the attempt."""
         now = time.time() if now is None else now
         return self._change(item_id, "start", RUNNING,
                             "attempts = attempts + 1, started_at = ?, retry_at = NULL, updated_at = ?", (now, now))
 
+    @_writes
     def finish(self, item_id: int, products: Iterable[str], now: float | None = None) -> Item:
         """Mark a row done with the products it made (or found already made)."""
         now = time.time() if now is None else now
         return self._change(item_id, "finish", DONE, "products = ?, error = NULL, finished_at = ?, updated_at = ?",
                             (json.dumps(sorted(products)), now, now))
 
+    @_writes
     def fail(self, item_id: int, error: str, products: Iterable[str] = (), quarantine: str | None = None,
              now: float | None = None) -> Item:
         """Mark a row failed for good with the reason (and where the input was quarantined)."""
@@ -276,14 +331,26 @@ class Ledger:
                             "error = ?, products = ?, quarantine = ?, finished_at = ?, updated_at = ?",
                             (error, json.dumps(sorted(products)), quarantine, now, now))
 
-    def abandon(self, item_id: int, now: float | None = None) -> Item:
-        """Return a running row to the queue without counting the attempt (shutdown before it ended);
-        its next run replaces whatever products the interrupted one published."""
+    @_writes
+    def abandon(self, item_id: int, now: float | None = None, error: str | None = None) -> Item:
+        """Return a running row to the queue without counting the attempt (shutdown before it ended, or
+        ``error``: the environment stopped it); its next run replaces whatever products it published."""
         now = time.time() if now is None else now
         return self._change(item_id, "abandon", QUEUED,
-                            "attempts = MAX(attempts - 1, 0), overwrite = 1, started_at = NULL, updated_at = ?", (now,),
-                            among=(RUNNING,))
+                            "attempts = MAX(attempts - 1, 0), overwrite = 1, started_at = NULL,"
+                            " error = COALESCE(?, error), updated_at = ?", (error, now), among=(RUNNING,))
 
+    @_writes
+    def lost(self, item_id: int, error: str, counted: bool, now: float | None = None) -> Item:
+        """Return a running row to the queue after its worker process died: not an attempt (the work did
+        not fail, it was cut off), but a worker death when ``counted`` (it ran alone, so it was the
+        cause); the next run replaces whatever this one published."""
+        now = time.time() if now is None else now
+        return self._change(item_id, "lost", QUEUED,
+                            "attempts = MAX(attempts - 1, 0), deaths = deaths + ?, error = ?, overwrite = 1,"
+                            " started_at = NULL, updated_at = ?", (int(counted), error, now), among=(RUNNING,))
+
+    @_writes
     def forget(self, item_id: int) -> None:
         """Delete a row that no longer stands for any file (its input vanished or changed before it ran)."""
         allowed = sources(GONE)
@@ -292,11 +359,15 @@ class Ledger:
         if cursor.rowcount == 0:
             self._refuse(item_id, "forget", GONE, allowed)
 
+    @_writes
     def recover(self, now: float | None = None) -> list[Item]:
-        """Return rows left running by a daemon that died, after putting them back in the queue."""
+        """Return rows left running by a daemon that died, after putting them back in the queue: the
+        attempt is not counted (the daemon's end is not the input's fault), and the next run replaces
+        whatever the interrupted one published."""
         now = time.time() if now is None else now
         stranded = self.in_state(RUNNING)
-        self._db.execute("UPDATE items SET state = ?, updated_at = ? WHERE state = ?", (QUEUED, now, RUNNING))
+        self._db.execute("UPDATE items SET state = ?, attempts = MAX(attempts - 1, 0), overwrite = 1,"
+                         " started_at = NULL, updated_at = ? WHERE state = ?", (QUEUED, now, RUNNING))
         return stranded
 
     def due(self, now: float, limit: int, exclude: Iterable[int] = ()) -> list[Item]:
@@ -332,6 +403,7 @@ class Ledger:
         return self._db.execute("SELECT COUNT(*) FROM items WHERE state = ? AND finished_at >= ?",
                                 (DONE, since)).fetchone()[0]
 
+    @_writes
     def claim_members(self, item_id: int, paths: Iterable[Path]) -> None:
         """Record the member files of association row ``item_id``."""
         with self._transaction():
@@ -352,6 +424,7 @@ class Ledger:
             " AND i.state IN (?, ?, ?, ?) AND i.id = (SELECT MAX(id) FROM items WHERE path = i.path)"
             " ORDER BY i.id DESC LIMIT 1", str(path), WAITING, QUEUED, RUNNING, DONE)
 
+    @_writes
     def register_daemon(self, pid: int, watching: Iterable[str], workers: int, version: str,
                         now: float | None = None) -> None:
         """Record the daemon now using this ledger (one row, replaced at each start)."""
@@ -361,11 +434,13 @@ class Ledger:
             " stopped_at, in_flight, pending) VALUES (1, ?, ?, ?, ?, ?, ?, ?, NULL, 0, 0)",
             (pid, socket.gethostname(), version, json.dumps(list(watching)), workers, now, now))
 
+    @_writes
     def beat(self, in_flight: int, pending: int, now: float | None = None) -> None:
         """Record a heartbeat with the number of items being processed and awaiting readiness."""
         self._db.execute("UPDATE daemon SET beat_at = ?, in_flight = ?, pending = ? WHERE id = 1",
                          (time.time() if now is None else now, in_flight, pending))
 
+    @_writes
     def daemon_stopped(self, now: float | None = None) -> None:
         """Record that the daemon stopped cleanly."""
         now = time.time() if now is None else now
@@ -411,17 +486,11 @@ class Ledger:
         self._db.execute("COMMIT")
 
 
+def ledger_file(output_dir: Path | str, ledger: Path | str | None = None) -> Path:
+    """Where the ledger of a daemon writing to ``output_dir`` is: ``ledger`` when given, else beside the products."""
+    return Path(ledger) if ledger is not None else Path(output_dir) / LEDGER_NAME
+
+
 def _marks(values: tuple[object, ...]) -> str:
     """SQL placeholders for ``values``."""
     return ",".join("?" * len(values))
-
-
-def pid_alive(pid: int) -> bool:
-    """True when a process ``pid`` exists on this host."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

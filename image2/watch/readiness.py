@@ -1,8 +1,10 @@
 """When a file that landed in a watched folder is complete enough to take.
 
 Events are only hints. A file is taken when it is whole: a close-after-write (or a rename to
-its final name) was seen and its FITS structure is complete and it validates, or else its
-size and mtime stayed unchanged over the settle interval. A file that is still invalid after
+its final name) was seen and it has what every finished rate/rateints product has (the science
+extension, SCI or DATA, with ERR and DQ, and the ASDF extension written last: a writer that
+appends one HDU at a time closes the file between HDUs) and it validates, or else its size and
+mtime stayed unchanged over the settle interval and it validates. A file that is still invalid after
 settling is judged corrupt. Temporary names (dotfiles, ``*.part``, ``*.tmp``, rsync's
 ``.name.XXXXXX``) are never taken; the rename to the final name makes the file a candidate.
 """
@@ -19,7 +21,7 @@ from pathlib import Path
 import attrs
 
 from image2.io.association import is_fits_name
-from image2.io.fits_blocks import HeaderTruncated, NotFits, card_value, data_size, header_cards, padded
+from image2.io.fits_blocks import HeaderTruncated, NotFits, card_value, data_size, header_cards, padded, quoted_string
 from image2.watch.identity import FileStat, stat_of
 from image2.watch.ledger import ASSOCIATION, EXPOSURE
 
@@ -29,6 +31,16 @@ DEFAULT_PATTERNS = ("*_rate.fits", "*_rateints.fits", "*_asn.json")
 TEMPORARY_SUFFIXES = (".part", ".partial", ".tmp", ".filepart")
 
 _MAX_HEADER_BLOCKS = 10_000
+
+SCIENCE_EXTENSIONS = ("SCI", "DATA")
+"""The science array's extension: SCI (JWST), DATA (Liger/IRIS)."""
+
+COMPANION_EXTENSIONS = ("ERR", "DQ")
+"""Extensions every finished product has beside its science array."""
+
+ASDF_EXTNAME = "ASDF"
+"""The extension a writer appends last (``image2.io.asdf_tree.EXTNAME``; spelled here so that the
+command line's import of this module stays free of astropy)."""
 
 
 def is_temporary_name(name: str) -> bool:
@@ -60,8 +72,9 @@ class Selector:
         return any(folder == e or folder.is_relative_to(e) for e in self.excluded)
 
 
-def fits_problem(path: Path) -> str | None:
-    """Return why ``path`` is not a whole FITS file, or None when every HDU's header and data are there.
+def fits_problem(path: Path, finished: bool = False) -> str | None:
+    """Return why ``path`` is not a whole FITS file, or None when every HDU's header and data are there;
+    with ``finished``, also why it is not yet a finished product (see :func:`unfinished`).
 
     Reads only the headers, so it costs a few kilobytes whatever the file's size.
     """
@@ -70,6 +83,7 @@ def fits_problem(path: Path) -> str | None:
         return "empty file"
     offset = 0
     number = 0
+    names: list[str] = []
     with open(path, "rb") as handle:
         while offset < size:
             handle.seek(offset)
@@ -92,7 +106,26 @@ def fits_problem(path: Path) -> str | None:
                         f"the file has {size}")
             offset = data_start + padded(data)
             number += 1
-    return None
+            names.append(_extension_name(cards) if number > 1 else "PRIMARY")
+    return unfinished(names) if finished else None
+
+
+def _extension_name(cards: dict[str, str]) -> str:
+    """The EXTNAME of an extension's header cards, upper case ('' when it has none)."""
+    try:
+        return quoted_string(cards["EXTNAME"])[0].strip().upper()
+    except (KeyError, ValueError):
+        return ""
+
+
+def unfinished(names: list[str]) -> str | None:
+    """Return what a FITS file with HDUs ``names`` lacks of a finished rate/rateints product (the science
+    extension, ERR, DQ, and the ASDF extension last), or None when it has it all."""
+    missing = [] if any(n in names for n in SCIENCE_EXTENSIONS) else [" or ".join(SCIENCE_EXTENSIONS)]
+    missing += [n for n in COMPANION_EXTENSIONS if n not in names]
+    if not names or names[-1] != ASDF_EXTNAME:
+        missing.append(f"{ASDF_EXTNAME} as its last extension")
+    return f"incomplete: no {', '.join(missing)} yet" if missing else None
 
 
 WAITING, READY, INVALID, GONE = "waiting", "ready", "invalid", "gone"
@@ -123,12 +156,13 @@ class _Tracked:
 class Readiness:
     """Track candidate files until each is complete (or judged invalid, or gone).
 
-    ``check(path)`` returns None when the file is whole and valid, else the problem; it may
-    raise OSError when the file cannot be read yet, which means wait. The clock is monotonic:
+    ``check(path, settled)`` returns None when the file is whole and valid, else the problem (before
+    it settled, a file may be asked more: to look finished); it may raise OSError when the file cannot
+    be read yet, which means wait. The clock is monotonic:
     only changes this tracker saw count, never the file's own mtime (``cp -p`` keeps an old one).
     """
 
-    def __init__(self, settle: float, check: Callable[[Path], str | None],
+    def __init__(self, settle: float, check: Callable[[Path, bool], str | None],
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.settle = settle
         self._check = check
@@ -214,7 +248,7 @@ class Readiness:
             self._schedule(path, tracked.since + self.settle)
             return Verdict(WAITING, stat)
         try:
-            problem = self._check(path)
+            problem = self._check(path, settled)
         except OSError as error:
             self._schedule(path, now + self.settle)
             return Verdict(WAITING, stat, f"cannot read it yet ({error})")

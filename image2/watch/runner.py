@@ -4,14 +4,26 @@ Rows whose time has come go to the executor, ``workers`` at once, each as a ``ta
 (``running``, the attempt counted). An outcome makes the row ``done``; a transient problem
 puts it back in the queue with exponential backoff, a bounded number of attempts; any other
 failure is final, and an invalid input goes to quarantine. An input that vanished or changed
-while queued is dropped (a changed one is handed back to intake). A broken worker pool is
-replaced. At a stop, rows still running are put back in the queue for the next start.
+while queued is dropped (a changed one is handed back to intake). At a stop, rows still
+running are put back in the queue for the next start.
+
+A run blocked by its environment (the output disk full, a folder every run needs missing) goes
+back to the queue uncounted and pauses all runs: said once, tried again with one run after
+doubling delays, resumed when a run gets through. An outcome the ledger cannot record now is
+kept and recorded later, never dropped.
+
+A run whose worker process died is no attempt: its row goes back to the queue and the pool is
+replaced. A process pool fails every run in flight when one worker dies, so which input killed
+it is known only when it ran alone: each row in flight at a death is a suspect and runs next
+with nothing beside it. An input whose worker died ``POISON_DEATHS`` times while it ran alone
+is a poison pill (it crashes or exhausts whatever runs it): it fails, quarantined with that reason.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import functools
 from collections.abc import Callable, Sequence
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
@@ -19,18 +31,26 @@ from typing import Any
 
 import attrs
 
-from image2.run.executors import stop_executor
+from image2.run.executors import lost_worker, stop_executor, worker_exits
 from image2.watch import tasks
 from image2.watch.clock import Clock
 from image2.watch.config import WatchConfig
-from image2.watch.failures import Failures, Guard
+from image2.watch.failures import Failures, Guard, Outage
 from image2.watch.identity import stat_of
-from image2.watch.ledger import DONE, QUEUED, RUNNING, Item, Ledger
+from image2.watch.ledger import DONE, QUEUED, RUNNING, Item, Ledger, LedgerUnwritable
 
 RETRY_CAP = 3600.0
 """The longest wait before a retry, in seconds, however many attempts came before."""
 
+POISON_DEATHS = 2
+"""Worker deaths while an input ran alone after which it is quarantined as a poison pill."""
+
 ExecutorFactory = Callable[[int], concurrent.futures.Executor]
+
+
+def gave_up(attempts: int, error: str | None) -> str:
+    """The reason an input failed after ``attempts`` transient failures, the last being ``error``."""
+    return f"gave up after {attempts} attempts: {error or 'no reason recorded'}"
 
 
 class Runner:
@@ -52,14 +72,19 @@ class Runner:
         self._on_done = on_done
         self._executor: concurrent.futures.Executor | None = None
         self._in_flight: dict[concurrent.futures.Future, Item] = {}
+        self._shared: set[concurrent.futures.Future] = set()
+        self._suspects: set[int] = set()
+        self._unrecorded: dict[int, tuple[Item, Callable[[], object]]] = {}
+        self.pause = Outage("runs-paused", "runs-resumed", log, clock)
 
     def __len__(self) -> int:
         """The number of rows running now."""
         return len(self._in_flight)
 
     def is_running(self, path: Path) -> bool:
-        """True when some version of ``path`` is running now."""
-        return any(item.path == path for item in self._in_flight.values())
+        """True when some version of ``path`` is running now (or its end is not recorded yet)."""
+        return any(item.path == path for item in [*self._in_flight.values(),
+                                                  *(item for item, _ in self._unrecorded.values())])
 
     def recover(self) -> list[Item]:
         """Put rows left running by a daemon that died back in the queue; return them."""
@@ -100,15 +125,23 @@ class Runner:
         are dropped: intake looks at them again)."""
         free = self._config.workers - len(self._in_flight)
         changed: list[Path] = []
-        if free <= 0 or self._executor is None:
+        if free <= 0 or self._executor is None or self.pause.waiting():
             return changed
+        if self.pause.active:  # time to try again: one run, alone
+            if self._in_flight:
+                return changed
+            free = 1
         busy_ids = [item.id for item in self._in_flight.values()]
         busy_paths = {item.path for item in self._in_flight.values()}
+        if self._suspects.intersection(busy_ids):
+            return changed  # a suspect runs alone
         for item in self._ledger.due(self._clock.wall(), free + len(busy_paths) + 8, exclude=busy_ids):
             if free <= 0:
                 break
             if item.path in busy_paths:
                 continue
+            if item.id in self._suspects and self._in_flight:
+                break  # nothing more starts until the suspect can run alone
             stat = stat_of(item.path)
             if stat is None or not item.same_version(stat):
                 self._ledger.forget(item.id)
@@ -118,7 +151,7 @@ class Runner:
                     changed.append(item.path)
                 continue
             if item.attempts >= self._config.max_attempts:
-                self._failures.fail(item, f"gave up after {item.attempts} attempts: {item.error}", invalid=False)
+                self._failures.fail(item, gave_up(item.attempts, item.error), invalid=False)
                 continue
             item = self._ledger.start(item.id, now=self._clock.wall())
             task = tasks.Task(item.id, item.path, self.options_for(item), self._process)
@@ -129,10 +162,15 @@ class Runner:
                 self._replace_executor(f"executor refused work ({error!r})")
                 break
             future.add_done_callback(lambda _: self._on_done())
+            if self._in_flight:
+                self._shared.update(self._in_flight)
+                self._shared.add(future)
             self._in_flight[future] = item
             busy_paths.add(item.path)
             free -= 1
             self._log.info("running", file=str(item.path), item=item.id, state=RUNNING, attempt=item.attempts)
+            if item.id in self._suspects:
+                break
         return changed
 
     def collect(self, replace_broken: bool = True) -> list[tasks.Outcome]:
@@ -140,29 +178,78 @@ class Runner:
         false: the daemon is stopping). Return the outcomes."""
         return self._collect(list(self._in_flight), replace_broken)
 
+    def _record(self, item: Item, change: Callable[[], object]) -> None:
+        """Make ``change`` (the ledger record of ``item``'s run ending) under the guard; when the ledger
+        cannot be written, keep it to make later."""
+        def attempt() -> None:
+            try:
+                change()
+            except LedgerUnwritable:
+                self._unrecorded[item.id] = (item, change)
+                raise
+            self._unrecorded.pop(item.id, None)
+
+        self._guard("outcome", attempt)
+
     def _collect(self, futures: list[concurrent.futures.Future], replace_broken: bool) -> list[tasks.Outcome]:
+        for item, change in list(self._unrecorded.values()):
+            self._record(item, change)
         broken = False
         outcomes = []
+        lost: list[tuple[Item, bool]] = []
         for future in [f for f in futures if f.done()]:
             item = self._in_flight.pop(future)
+            alone = future not in self._shared
+            self._shared.discard(future)
             try:
                 outcome = future.result()
             except BrokenProcessPool:
                 broken = True
-                outcome = tasks.Outcome(item.id, tasks.TRANSIENT, (), "worker process died")
+                lost.append((item, alone))
+                continue
             except Exception as error:  # noqa: BLE001 - executors other than ours may raise anything
+                if lost_worker(error):
+                    lost.append((item, alone))
+                    continue
                 outcome = tasks.Outcome(item.id, tasks.TRANSIENT, (), f"executor error: {error!r}")
-            self._guard("outcome", lambda: self.settle(item, outcome))
+            self._suspects.discard(item.id)
+            self._record(item, functools.partial(self.settle, item, outcome))
             outcomes.append(outcome)
+        if lost:
+            ends = worker_exits(self._executor) if self._executor is not None else []
+            reason = f"its worker process died ({', '.join(ends)})" if ends else "its worker process died"
+            for item, alone in lost:
+                self._record(item, functools.partial(self.worker_died, item, reason, alone))
+                outcomes.append(tasks.Outcome(item.id, tasks.TRANSIENT, (), reason))
         if broken and replace_broken:
             self._replace_executor("a worker process died")
         return outcomes
+
+    def worker_died(self, item: Item, reason: str, alone: bool) -> Item:
+        """Record that ``item``'s worker died: back to the queue (no attempt counted), a suspect to run alone
+        when others ran beside it; quarantined as a poison pill when it killed its worker too often alone."""
+        item = self._ledger.lost(item.id, reason, counted=alone, now=self._clock.wall())
+        if item.deaths >= POISON_DEATHS:
+            self._suspects.discard(item.id)
+            error = f"{reason}: its worker died {item.deaths} times while it ran alone (a poison pill)"
+            moved = self._failures.quarantine(item.path, error, {"item": item.id, "size": item.size,
+                                                                 "sha256": item.digest, "deaths": item.deaths})
+            return self._failures.fail(item, error, True, (), moved)
+        self._suspects.add(item.id)
+        self._log.warning("worker-died", file=str(item.path), item=item.id, state=QUEUED, reason=reason,
+                          alone=alone, deaths=item.deaths)
+        return item
 
     def settle(self, item: Item, outcome: tasks.Outcome) -> Item:
         """Record the outcome of ``item``'s run: done, queued again after a delay, or failed (quarantined
         when invalid); return its row."""
         item = self._ledger.get(item.id)
         now = self._clock.wall()
+        if outcome.verdict == tasks.BLOCKED:
+            item = self._ledger.abandon(item.id, now=now, error=outcome.error)
+            self.pause.hit(outcome.error or "blocked")
+            return item
+        self.pause.clear()
         if outcome.verdict == tasks.DONE:
             item = self._ledger.finish(item.id, outcome.products, now=now)
             self._log.info("done", file=str(item.path), item=item.id, state=DONE, products=list(item.products),
@@ -170,8 +257,7 @@ class Runner:
             return item
         if outcome.verdict == tasks.TRANSIENT:
             if item.attempts >= self._config.max_attempts:
-                return self._failures.fail(item, f"gave up after {item.attempts} attempts: {outcome.error}",
-                                           invalid=False)
+                return self._failures.fail(item, gave_up(item.attempts, outcome.error), invalid=False)
             delay = min(self._config.retry_delay * 2 ** (item.attempts - 1), RETRY_CAP)
             item = self._ledger.queue(item.id, retry_at=now + delay, error=outcome.error, now=now)
             self._log.warning("retry", file=str(item.path), item=item.id, state=QUEUED, attempt=item.attempts,
@@ -184,6 +270,11 @@ class Runner:
                                           ) if invalid else None
         return self._failures.fail(item, error, invalid, outcome.products, moved)
 
+    def _abandon(self, item: Item, abandoned: list[Item]) -> None:
+        abandoned.append(self._ledger.abandon(item.id, now=self._clock.wall()))
+        self._log.warning("abandoned", file=str(item.path), item=item.id, state=QUEUED,
+                          reason="still running at shutdown; retried at the next start")
+
     def wait(self, timeout: float) -> None:
         """Block until a run finishes or ``timeout`` seconds pass (the one blocking call: a graceful stop)."""
         if self._in_flight:
@@ -192,16 +283,16 @@ class Runner:
 
     def stop(self) -> list[Item]:
         """Settle the runs that finished, put the others back in the queue (their next run replaces what
-        they published), and shut the executor down; return the rows put back."""
+        they published), and shut the executor down; return the rows put back. A row whose end the
+        ledger cannot record stays running there: the next start puts it back in the queue."""
         abandoned = []
         for future, item in list(self._in_flight.items()):
             if future.done():
                 self._collect([future], replace_broken=False)
                 continue
-            abandoned.append(self._ledger.abandon(item.id, now=self._clock.wall()))
-            self._log.warning("abandoned", file=str(item.path), item=item.id, state=QUEUED,
-                              reason="still running at shutdown; retried at the next start")
+            self._record(item, functools.partial(self._abandon, item, abandoned))
         self._in_flight.clear()
+        self._shared.clear()
         if self._executor is not None:  # every row is settled or back in the queue: nothing to wait for
             stop_executor(self._executor, abandon=True)
         return abandoned

@@ -8,17 +8,12 @@ already account for.
 from __future__ import annotations
 
 import os
-import re
-import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from image2.watch.identity import FileStat
 from image2.watch.ledger import Item
 from image2.watch.readiness import Selector
-
-_ATOMIC_TEMPORARY = re.compile(r"^\..+\.[0-9a-f]{12}\.tmp$")
-"""Names image2.io.atomic gives products while they are written."""
 
 
 def inputs_in(roots: Iterable[Path], selector: Selector, recursive: bool) -> Iterator[Path]:
@@ -45,22 +40,3 @@ def is_accounted(item: Item | None, stat: FileStat) -> bool:
     that path again is a new arrival, even with the same size and mtime.
     """
     return item is not None and item.quarantine is None and item.same_version(stat)
-
-
-def stale_temporaries(folder: Path, older_than: float, now: float | None = None) -> list[Path]:
-    """Return product temporaries in ``folder`` not written to for ``older_than`` seconds: leftovers
-    of workers killed mid-write (a live write touches its file continually)."""
-    now = time.time() if now is None else now
-    found = []
-    try:
-        entries = list(os.scandir(folder))
-    except OSError:
-        return []
-    for entry in entries:
-        if _ATOMIC_TEMPORARY.match(entry.name):
-            try:
-                if entry.is_file(follow_symlinks=False) and now - entry.stat().st_mtime > older_than:
-                    found.append(Path(entry.path))
-            except OSError:
-                continue
-    return found

@@ -10,7 +10,8 @@ from typing import Any
 
 import attrs
 
-from image2.watch.ledger import QUEUED, RUNNING, WAITING, DaemonInfo, Item, Ledger, pid_alive
+from image2.io.atomic import pid_alive
+from image2.watch.ledger import QUEUED, RUNNING, WAITING, DaemonInfo, Item, Ledger, ledger_file
 
 WINDOWS = ((60.0, "last_minute"), (600.0, "last_10_minutes"), (3600.0, "last_hour"))
 
@@ -43,10 +44,11 @@ def _daemon_state(daemon: DaemonInfo | None) -> str:
     return "running" if pid_alive(daemon.pid) else "dead"
 
 
-def read_status(output_dir: Path, limit: int = 10, now: float | None = None) -> Status:
-    """Read the ledger in ``output_dir`` (read-only) and return its snapshot; ``limit`` bounds each list."""
+def read_status(output_dir: Path, limit: int = 10, now: float | None = None, ledger_path: Path | None = None) -> Status:
+    """Read the ledger of ``output_dir`` (read-only; at ``ledger_path`` when given) and return its snapshot;
+    ``limit`` bounds each list."""
     now = time.time() if now is None else now
-    ledger = Ledger.in_folder(output_dir, readonly=True)
+    ledger = Ledger(ledger_file(output_dir, ledger_path), readonly=True)
     try:
         daemon = ledger.daemon()
         return Status(

@@ -31,7 +31,7 @@ from typing import Any
 import attrs
 
 from image2.errors import Image2Error
-from image2.watch.ledger import DONE, STATES, Item, Ledger
+from image2.watch.ledger import DONE, STATES, Item, Ledger, ledger_file
 from image2.watch.status import Status, ago, as_dict, daemon_summary, local_time, queue_note, rates, read_status
 
 log = logging.getLogger(__name__)
@@ -97,11 +97,12 @@ class Page:
     latency: Latency | None
 
 
-def read_page(output_dir: Path) -> Page | None:
-    """Read what the page shows from the ledger in ``output_dir``; None while there is no ledger yet."""
+def read_page(output_dir: Path, ledger_path: Path | None = None) -> Page | None:
+    """Read what the page shows from the ledger of ``output_dir`` (at ``ledger_path`` when given); None while
+    there is no ledger yet."""
     try:
-        status = read_status(output_dir, LIST_LIMIT)
-        ledger = Ledger.in_folder(output_dir, readonly=True)
+        status = read_status(output_dir, LIST_LIMIT, ledger_path=ledger_path)
+        ledger = Ledger(ledger_file(output_dir, ledger_path), readonly=True)
     except FileNotFoundError:
         return None
     except sqlite3.OperationalError as error:
@@ -224,16 +225,17 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     """GET only: the page, its JSON, and quick-looks the ledger lists."""
 
     output_dir: Path
+    ledger_path: Path | None
     server_version = "image2-status"
 
     def do_GET(self) -> None:  # noqa: N802 - the standard library's name
         path = self.path.split("?", 1)[0]
         try:
             if path in ("/", "/index.html"):
-                self._send(200, "text/html; charset=utf-8", page_html(read_page(self.output_dir),
+                self._send(200, "text/html; charset=utf-8", page_html(read_page(self.output_dir, self.ledger_path),
                                                                        self.output_dir).encode())
             elif path == "/status.json":
-                page = read_page(self.output_dir)
+                page = read_page(self.output_dir, self.ledger_path)
                 body = {"ledger": None} if page is None else as_dict(page.status)
                 self._send(200, "application/json", json.dumps(body).encode())
             elif (match := _QUICKLOOK.match(path)) is not None:
@@ -248,7 +250,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 self._send(500, "text/plain", f"cannot read the ledger: {error}\n".encode())
 
     def _quicklook(self, item_id: int, name: str) -> None:
-        ledger = Ledger.in_folder(self.output_dir, readonly=True)
+        ledger = Ledger(ledger_file(self.output_dir, self.ledger_path), readonly=True)
         try:
             item = ledger.get(item_id)
         except KeyError:
@@ -276,8 +278,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 class StatusServer:
     """The status page of ``output_dir`` served at ``address`` on a background thread."""
 
-    def __init__(self, output_dir: Path, address: tuple[str, int]) -> None:
-        handler = type("StatusHandler", (_Handler,), {"output_dir": Path(output_dir).absolute()})
+    def __init__(self, output_dir: Path, address: tuple[str, int], ledger_path: Path | None = None) -> None:
+        handler = type("StatusHandler", (_Handler,), {"output_dir": Path(output_dir).absolute(),
+                                                      "ledger_path": ledger_path})
         server_class = http.server.ThreadingHTTPServer
         if ":" in address[0]:
             server_class = type("IPv6Server", (http.server.ThreadingHTTPServer,), {"address_family": socket.AF_INET6})
@@ -305,13 +308,13 @@ class StatusServer:
 
 
 @contextlib.contextmanager
-def serving(output_dir: Path, address: str | None) -> Iterator[StatusServer | None]:
-    """Serve the status page of ``output_dir`` at ``address`` (``HOST:PORT`` or ``PORT``) during the block;
-    nothing when ``address`` is None."""
+def serving(output_dir: Path, address: str | None, ledger_path: Path | None = None) -> Iterator[StatusServer | None]:
+    """Serve the status page of ``output_dir`` (its ledger at ``ledger_path`` when given) at ``address``
+    (``HOST:PORT`` or ``PORT``) during the block; nothing when ``address`` is None."""
     if address is None:
         yield None
         return
-    server = StatusServer(output_dir, parse_address(address)).start()
+    server = StatusServer(output_dir, parse_address(address), ledger_path).start()
     try:
         yield server
     finally:

@@ -25,6 +25,7 @@ from image2.watch.observer import Hint, Hints
 
 CALLS = "calls.log"
 NO_SPACE = "[Errno 28] No space left on device"
+STALE = "[Errno 116] Stale file handle"
 
 
 class FakeClock:
@@ -191,18 +192,27 @@ def no_space(path: Path) -> ProductResult:
                          failure=Failure(FailureKind.IO, NO_SPACE, errno.ENOSPC))
 
 
+def stale(path: Path) -> ProductResult:
+    """The failed result the real process_input returns when a network mount lost a file's handle."""
+    return ProductResult(path, product_root(path.name), "failed", (), f"{path}: {STALE}",
+                         failure=Failure(FailureKind.IO, STALE, errno.ESTALE))
+
+
 def fake_process(path: Path, options: RunOptions) -> list[ProductResult]:
     """process_input's double: one ``<root>_cal.fits`` per product holding the input's SHA-256.
 
-    It returns only what the real one returns (never raises). Names steer it: ``transient`` runs out of
-    disk on the first two calls, ``broken`` fails, ``partial`` publishes an ``_i2d`` and runs out of disk
-    before its ``_cal`` on the first call (an existing product is never replaced without overwrite).
+    It returns only what the real one returns (never raises). Names steer it: ``transient`` meets a stale
+    file handle on the first two calls, ``nospace`` runs out of disk on them, ``broken`` fails, ``partial``
+    publishes an ``_i2d`` and meets a stale handle before its ``_cal`` on the first call (an existing
+    product is never replaced without overwrite).
     """
     with open(options.output_dir / CALLS, "a") as log:
         log.write(path.name + "\n")
     name = path.name
     count = calls(options.output_dir).count(name)
     if "transient" in name and count <= 2:
+        return [stale(path)]
+    if "nospace" in name and count <= 2:
         return [no_space(path)]
     if "partial" in name:
         i2d = options.output_dir / name.replace("_rate.fits", "_i2d.fits")
@@ -212,7 +222,7 @@ def fake_process(path: Path, options: RunOptions) -> list[ProductResult]:
         except ProductExistsError as error:
             return [ProductResult(path, product_root(name), "failed", (), str(error), failure=failure_of(error))]
         if count == 1:
-            return [no_space(path)]
+            return [stale(path)]
     digest = hashlib.sha256(path.read_bytes()).hexdigest().encode()
     results = []
     for product in load_input(path).products:

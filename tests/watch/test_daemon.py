@@ -8,7 +8,9 @@ The parts have their own tests (test_intake, test_associations, test_runner); th
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -16,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 
 from image2.run.options import RunOptions
@@ -39,7 +42,8 @@ from tests.watch.doubles import (
 
 class Stepped:
     """A daemon over ``tmp/in`` → ``tmp/out`` that the test drives: ``turn`` runs one cycle after moving the
-    clock, ``work`` runs what the executor holds first. Errors are not survived: they fail the test."""
+    clock, ``work`` runs what the executor holds first. Errors are not survived: they fail the test (with
+    ``guard=None``, the daemon's own guard survives them as in production)."""
 
     def __init__(self, tmp: Path, process: Callable = fake_process, guard: Any = strict, **settings: Any) -> None:
         self.inbox = tmp / "in"
@@ -54,7 +58,8 @@ class Stepped:
         self.executors = Executors()
         self.daemon = Daemon(self.config, process=process, validate=validate_input, executor=self.executors,
                              log=self.log, clock=self.clock, watcher=FakeWatcher)
-        self.daemon.guard = guard
+        if guard is not None:
+            self.daemon.guard = guard
         self.ledger = Ledger.in_folder(self.output)
         self.daemon.start(self.ledger)
         self.watcher: FakeWatcher = self.daemon.watcher
@@ -263,7 +268,7 @@ def test_rows_left_running_by_a_killed_daemon_run_again(tmp_path: Path) -> None:
     with Stepped(tmp_path) as again:
         assert again.log.named("requeued")[0]["file"] == str(path)
         again.until(again.settled("a_rate.fits"))
-        assert again.rows()[0].attempts == 2
+        assert (again.rows()[0].attempts, again.rows()[0].overwrite) == (1, True)
 
 
 def test_heartbeat_reaches_log_and_ledger(tmp_path: Path) -> None:
@@ -307,6 +312,49 @@ def test_an_impossible_ledger_change_is_refused_and_the_loop_goes_on(tmp_path: P
         h.drop("b_rate.fits")
         h.until(h.settled("b_rate.fits"))
         assert h.states()["a_rate.fits"] == "failed"
+
+
+class FullDisk:
+    """The ledger's SQLite connection, whose writes fail as on a full disk while ``full`` (a fault injected
+    at the write layer); it counts the writes it refused."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+        self.full = False
+        self.refused = 0
+
+    def execute(self, sql: str, args: Any = ()) -> sqlite3.Cursor:
+        if self.full and sql.split()[0].upper() in ("INSERT", "UPDATE", "DELETE", "BEGIN"):
+            self.refused += 1
+            raise sqlite3.OperationalError("database or disk is full")
+        return self._db.execute(sql, args)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._db, name)
+
+
+def test_a_ledger_that_cannot_be_written_is_said_once_retried_after_doubling_delays_and_nothing_is_lost(
+        tmp_path: Path) -> None:
+    with Stepped(tmp_path, guard=None, workers=1) as h:
+        disk = FullDisk(h.ledger._db)
+        h.ledger._db = disk
+        running = h.drop("a_rate.fits")
+        h.turn()
+        assert h.states() == {"a_rate.fits": RUNNING}
+        disk.full = True
+        h.work()  # a is done, but the ledger cannot say so: kept, not lost
+        late = h.drop("b_rate.fits", seed=2)  # arrives during the outage
+        for _ in range(60):  # 30 s
+            h.turn(0.5)
+        assert disk.refused <= 8  # a few retries after doubling delays, no tight loop
+        [said] = h.log.named("ledger-unwritable")
+        assert "database or disk is full" in said["reason"] and h.log.named("internal-error") == []
+        assert h.states() == {"a_rate.fits": RUNNING}
+        disk.full = False
+        h.until(h.settled("a_rate.fits", "b_rate.fits"), step=5.0)
+        assert len(h.log.named("ledger-writable")) == 1
+        assert calls(h.output) == ["a_rate.fits", "b_rate.fits"]  # a ran once: its outcome was kept
+        assert h.log.for_file(running)[-1] == "done" and h.log.for_file(late)[-1] == "done"
 
 
 def test_survive_logs_an_error_and_carries_on(monkeypatch) -> None:
@@ -409,6 +457,7 @@ def test_graceful_stop_lets_running_items_finish(tmp_path: Path) -> None:
         h.daemon.request_stop("test")
         wait_until(lambda: h.log.named("stopping"))
         gate.set()
+        wait_until(lambda: h.log.named("stopped"))  # leaving the block asks to stop again: abandon at once
     assert h.states() == {"a_rate.fits": DONE}
     assert h.log.named("stopped")[0]["done"] == 1 and h.log.named("abandoned") == []
 
@@ -422,6 +471,31 @@ def test_one_daemon_per_output_folder(tmp_path: Path) -> None:
         with pytest.raises(DaemonBusy, match=rf"another image2 watch \(pid {os.getpid()}\)"):
             second.run()
     assert not (tmp_path / "out" / "image2-watch.sqlite").exists()
+
+
+def test_the_ledger_lives_where_the_operator_says_and_status_reads_it_there(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from image2.cli.main import cli
+
+    elsewhere = tmp_path / "state" / "ledger.sqlite"
+    with Running(tmp_path, ledger=elsewhere) as h:
+        rate(h.inbox, "a_rate.fits")
+        wait_until(lambda: elsewhere.exists() and _states_in(elsewhere) == {"a_rate.fits": DONE})
+        with pytest.raises(DaemonBusy, match="ledger.sqlite: another image2 watch"):
+            Daemon(attrs.evolve(h.config, output_dir=tmp_path / "other"), process=fake_process).run()
+    assert not (h.output / "image2-watch.sqlite").exists()
+    result = CliRunner().invoke(cli, ["status", str(h.output), "--ledger", str(elsewhere), "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["counts"]["done"] == 1
+
+
+def _states_in(ledger_path: Path) -> dict[str, str]:
+    ledger = Ledger(ledger_path, readonly=True)
+    try:
+        return {Path(p).name: s for p, s in ledger._db.execute("SELECT path, state FROM items ORDER BY id")}
+    finally:
+        ledger.close()
 
 
 def test_watch_command_builds_its_configuration(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -451,8 +525,11 @@ def test_watch_command_builds_its_configuration(tmp_path: Path, monkeypatch: pyt
         1.0, True, 3, 4.0, ("*.fits",))
     assert config.options.reference_dirs == (tmp_path / "refs",)
     assert config.options.output_dir == tmp_path / "out" and config.quarantine == tmp_path / "q"
-    result = runner.invoke(cli, ["watch", str(tmp_path / "a"), "-o", str(tmp_path / "out"), "--poll=2.5"])
+    assert config.ledger_file == tmp_path / "out" / "image2-watch.sqlite"
+    result = runner.invoke(cli, ["watch", str(tmp_path / "a"), "-o", str(tmp_path / "out"), "--poll=2.5",
+                                 "--ledger", str(tmp_path / "state" / "l.sqlite")])
     assert result.exit_code == 0, result.output
+    assert seen["config"].ledger_file == tmp_path / "state" / "l.sqlite"
     assert seen["config"].poll == 2.5 and seen["config"].patterns == ("*_rate.fits", "*_rateints.fits", "*_asn.json")
     result = runner.invoke(cli, ["watch", str(tmp_path / "a"), "-o", str(tmp_path / "out"), "--step", "nonsense"])
     assert result.exit_code == 2

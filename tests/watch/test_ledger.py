@@ -3,6 +3,7 @@ reopening."""
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -74,9 +75,66 @@ def test_recover_requeues_what_was_running(ledger: Ledger) -> None:
     other = ledger.add(Path("/in/b_rate.fits"), EXPOSURE, STAT, "d2", QUEUED, "event")
     stranded = ledger.recover()
     assert [i.id for i in stranded] == [running.id]
-    assert ledger.get(running.id).state == QUEUED
-    assert ledger.get(running.id).attempts == 1
+    back = ledger.get(running.id)
+    assert (back.state, back.attempts, back.overwrite, back.error) == (QUEUED, 0, True, None)
     assert ledger.get(other.id).state == QUEUED
+
+
+def test_repeated_daemon_deaths_never_use_up_the_attempts(ledger: Ledger) -> None:
+    item = ledger.add(A, EXPOSURE, STAT, "d1", QUEUED, "event")
+    for _ in range(10):
+        ledger.start(item.id)
+        ledger.recover()
+    assert ledger.get(item.id).attempts == 0
+
+
+def test_a_lost_worker_is_no_attempt_but_a_death_when_the_row_ran_alone(ledger: Ledger) -> None:
+    item = ledger.add(A, EXPOSURE, STAT, "d1", QUEUED, "event")
+    ledger.start(item.id)
+    shared = ledger.lost(item.id, "its worker process died", counted=False)
+    assert (shared.state, shared.attempts, shared.deaths, shared.overwrite) == (QUEUED, 0, 0, True)
+    ledger.start(item.id)
+    alone = ledger.lost(item.id, "its worker process died (killed by SIGKILL)", counted=True)
+    assert (alone.attempts, alone.deaths, alone.error) == (0, 1, "its worker process died (killed by SIGKILL)")
+    with pytest.raises(TransitionError):
+        ledger.lost(item.id, "again", counted=True)
+
+
+def test_ids_are_never_reused_after_a_row_is_forgotten(ledger: Ledger) -> None:
+    ledger.add(A, EXPOSURE, STAT, "d1", QUEUED, "event")
+    newest = ledger.add(Path("/in/b_rate.fits"), EXPOSURE, STAT, "d2", QUEUED, "event")
+    ledger.forget(newest.id)
+    assert ledger.add(Path("/in/c_rate.fits"), EXPOSURE, STAT, "d3", QUEUED, "event").id == newest.id + 1
+
+
+def test_a_ledger_of_an_earlier_version_is_upgraded_keeping_rows_ids_and_members(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite"
+    old = sqlite3.connect(path)
+    old.executescript("""
+        CREATE TABLE items (id INTEGER PRIMARY KEY, path TEXT NOT NULL, kind TEXT NOT NULL, size INTEGER NOT NULL,
+            mtime_ns INTEGER NOT NULL, digest TEXT NOT NULL, state TEXT NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0, found_by TEXT NOT NULL, overwrite INTEGER NOT NULL DEFAULT 0,
+            products TEXT NOT NULL DEFAULT '[]', error TEXT, quarantine TEXT, seen_at REAL NOT NULL,
+            queued_at REAL, started_at REAL, finished_at REAL, retry_at REAL, updated_at REAL NOT NULL);
+        CREATE TABLE members (item_id INTEGER NOT NULL REFERENCES items (id) ON DELETE CASCADE, path TEXT NOT NULL);
+        INSERT INTO items (id, path, kind, size, mtime_ns, digest, state, attempts, found_by, seen_at, updated_at)
+            VALUES (7, '/in/x_asn.json', 'association', 10, 20, 'd', 'waiting', 2, 'event', 1.0, 1.0);
+        INSERT INTO members VALUES (7, '/in/m_rate.fits');
+    """)
+    old.close()
+    upgraded = Ledger(path)
+    try:
+        row = upgraded.get(7)
+        assert (row.path, row.state, row.attempts, row.deaths) == (Path("/in/x_asn.json"), WAITING, 2, 0)
+        assert upgraded.members(7) == (Path("/in/m_rate.fits"),)
+        assert upgraded.add(A, EXPOSURE, STAT, "d1", QUEUED, "event").id == 8
+    finally:
+        upgraded.close()
+    again = Ledger(path)  # opening an upgraded ledger changes nothing
+    try:
+        assert again.get(7).state == WAITING and again.members(7) == (Path("/in/m_rate.fits"),)
+    finally:
+        again.close()
 
 
 def test_abandon_returns_the_attempt(ledger: Ledger) -> None:

@@ -100,6 +100,63 @@ def test_missing_final_padding_is_accepted(tmp_path: Path) -> None:
     assert fits_problem(path).startswith("truncated FITS file: data of HDU 2 needs 5778 bytes")
 
 
+def _appended_one_hdu_at_a_time(source: Path, target: Path) -> list[list[str]]:
+    """Write ``source``'s HDUs to ``target`` as a writer closing the file after each does (``fits.append``);
+    return the HDU names on disk after each close together with what fits_problem says then."""
+    from astropy.io import fits
+
+    seen = []
+    with fits.open(source) as hdul:
+        hdul[0].writeto(target)
+        seen.append(fits_problem(target, finished=True))
+        for hdu in hdul[1:]:
+            fits.append(target, hdu.data, hdu.header)
+            seen.append(fits_problem(target, finished=True))
+    return seen
+
+
+def test_a_file_is_finished_only_with_science_err_dq_and_the_asdf_extension_last(tmp_path: Path,
+                                                                                  rate_file: Path) -> None:
+    seen = _appended_one_hdu_at_a_time(rate_file, tmp_path / "a_rate.fits")
+    assert seen[-1] is None and all(problem is not None for problem in seen[:-1])
+    assert seen[0] == "incomplete: no SCI or DATA, ERR, DQ, ASDF as its last extension yet"
+    assert seen[-2] == "incomplete: no ASDF as its last extension yet"  # SCI ... VAR_RNOISE: the ASDF to come
+    assert fits_problem(tmp_path / "a_rate.fits") is None
+
+
+def test_a_liger_layout_is_finished_too(tmp_path: Path) -> None:
+    import numpy as np
+    from astropy.io import fits
+
+    path = tmp_path / "l_rate.fits"
+    hdus = [fits.PrimaryHDU(), *(fits.ImageHDU(np.zeros((4, 4), np.float32), name=n)
+                                 for n in ("DATA", "ERR", "DQ", "SUBARR_MAP"))]
+    fits.HDUList(hdus).writeto(path)
+    assert fits_problem(path, finished=True) == "incomplete: no ASDF as its last extension yet"
+    table = fits.BinTableHDU.from_columns([fits.Column("ASDF_METADATA", "B", array=np.zeros(3, np.uint8))],
+                                          name="ASDF")
+    fits.HDUList([*hdus, table]).writeto(path, overwrite=True)
+    assert fits_problem(path, finished=True) is None
+
+
+def test_a_closed_unfinished_file_waits_to_settle_and_then_the_validator_decides(tmp_path: Path) -> None:
+    path = tmp_path / "a_rate.fits"
+    path.write_bytes(b"x" * 10)
+    asked = []
+
+    def check(p: Path, settled: bool) -> str | None:
+        asked.append(settled)
+        return None if settled else "incomplete: no ASDF as its last extension yet"
+
+    clock = Clock()
+    readiness = Readiness(3.0, check, clock)
+    readiness.note(path, closed=True)
+    assert readiness.evaluate(path).kind == WAITING
+    clock.now += 3.0
+    assert readiness.evaluate(path).kind == READY
+    assert asked == [False, True]
+
+
 def test_not_fits_and_empty(tmp_path: Path) -> None:
     text = tmp_path / "x_rate.fits"
     text.write_text("hello world" * 500)
@@ -112,7 +169,7 @@ def test_not_fits_and_empty(tmp_path: Path) -> None:
 def _tracker(settle: float, problems: dict[Path, str | None] | None = None) -> tuple[Readiness, Clock]:
     clock = Clock()
     problems = problems if problems is not None else {}
-    return Readiness(settle, lambda p: problems.get(p), clock), clock
+    return Readiness(settle, lambda p, settled: problems.get(p), clock), clock
 
 
 def test_without_close_a_file_is_ready_after_settling(tmp_path: Path) -> None:
@@ -184,7 +241,7 @@ def test_unreadable_for_now_means_wait(tmp_path: Path) -> None:
     path = tmp_path / "a_rate.fits"
     path.write_bytes(b"x")
 
-    def locked(_: Path) -> None:
+    def locked(_: Path, settled: bool) -> None:
         raise PermissionError(13, "Permission denied")
 
     clock = Clock()

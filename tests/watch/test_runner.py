@@ -18,7 +18,7 @@ from image2.watch.failures import Failures
 from image2.watch.identity import content_digest, stat_of
 from image2.watch.ledger import DONE, EXPOSURE, FAILED, QUEUED, RUNNING, Item, Ledger
 from image2.watch.runner import RETRY_CAP, Runner
-from tests.watch.doubles import NO_SPACE, Executors, FakeClock, RecordingLog, calls, fake_process, rate, strict
+from tests.watch.doubles import NO_SPACE, STALE, Executors, FakeClock, RecordingLog, calls, fake_process, rate, strict
 
 
 @attrs.define
@@ -104,7 +104,7 @@ def test_transient_failures_are_retried_with_doubling_delays_and_overwrite(make)
     s.turn()
     row = s.row(item)
     assert (row.state, row.attempts, row.retry_at) == (QUEUED, 1, s.clock.wall() + 10.0)
-    assert NO_SPACE in row.error
+    assert STALE in row.error
     s.clock.advance(9.9)
     s.runner.submit()
     assert s.executors.current.tasks() == []
@@ -150,8 +150,54 @@ def test_transient_failures_are_bounded_and_the_input_stays(make) -> None:
     s.turn()
     s.turn()
     row = s.row(item)
-    assert row.state == FAILED and row.error.startswith("gave up after 2 attempts:") and NO_SPACE in row.error
+    assert row.state == FAILED and row.error.startswith("gave up after 2 attempts:") and STALE in row.error
     assert row.quarantine is None and item.path.exists()
+
+
+def _names(s: Setup) -> list[str]:
+    return [t.path.name for t in s.executors.current.tasks()]
+
+
+def test_a_full_disk_puts_the_run_back_uncounted_and_pauses_until_a_run_gets_through(make) -> None:
+    s = make(workers=2)
+    full = s.queue(rate(s.inbox, "x_nospace_rate.fits"))
+    other = s.queue(rate(s.inbox, "y_rate.fits", seed=2))
+    third = s.queue(rate(s.inbox, "z_rate.fits", seed=3))
+    s.runner.submit()
+    s.executors.current.run(3)  # the two warm-up calls, then x, which runs out of disk while y still runs
+    s.runner.collect()
+    row = s.row(full)
+    assert (row.state, row.attempts, row.overwrite, row.retry_at) == (QUEUED, 0, True, None)
+    assert NO_SPACE in row.error
+    assert [e["retry_in"] for e in s.log.named("runs-paused")] == [1.0]
+    s.runner.submit()
+    assert _names(s) == ["y_rate.fits"]  # paused: nothing starts beside y
+    s.turn()  # y is done: a run got through, the pause ends, x and z start
+    assert (s.row(other).state, s.log.named("runs-resumed")[0]["after"]) == (DONE, row.error)
+    assert _names(s) == ["x_nospace_rate.fits", "z_rate.fits"]
+    assert s.row(third).state == RUNNING
+
+
+def test_a_full_disk_is_said_once_and_tried_again_with_one_run_after_doubling_delays(make) -> None:
+    s = make(workers=2)
+    a, b, c = (s.queue(rate(s.inbox, f"{n}_nospace_rate.fits", seed=i + 1)) for i, n in enumerate("abc"))
+    s.runner.submit()
+    s.turn()  # a and b run out of disk: paused for 1 s
+    assert _names(s) == []
+    for delay in (1.0, 2.0):
+        s.clock.advance(delay - 0.1)
+        s.runner.submit()
+        assert _names(s) == []
+        s.clock.advance(0.1)
+        s.runner.submit()
+        assert _names(s) == ["a_nospace_rate.fits"]  # one run, alone
+        s.turn()
+    assert s.row(a).state == DONE  # its third call got through
+    assert _names(s) == ["b_nospace_rate.fits", "c_nospace_rate.fits"]
+    s.turn()  # both out of disk again, a moment after the end: not said again
+    assert [e["retry_in"] for e in s.log.named("runs-paused")] == [1.0]
+    assert len(s.log.named("runs-resumed")) == 1
+    assert [(s.row(i).state, s.row(i).attempts) for i in (a, b, c)] == [(DONE, 1), (QUEUED, 0), (QUEUED, 0)]
 
 
 def test_a_row_already_at_its_attempt_limit_fails_before_running(make) -> None:
@@ -196,13 +242,41 @@ def test_a_dead_worker_pool_is_replaced_and_its_rows_retried(make) -> None:
     s.runner.submit()
     s.executors.current.break_pool(BrokenProcessPool("a worker died"))
     [outcome] = s.runner.collect()
-    assert (outcome.verdict, outcome.error) == (tasks.TRANSIENT, "worker process died")
+    assert (outcome.verdict, outcome.error) == (tasks.TRANSIENT, "its worker process died")
     assert len(s.executors.made) == 2 and s.executors.made[0].closed
     assert s.log.named("executor-replaced")[0]["reason"] == "a worker process died"
-    assert (s.row(item).state, s.row(item).error) == (QUEUED, "worker process died")
+    row = s.row(item)
+    assert (row.state, row.error, row.attempts, row.deaths) == (QUEUED, "its worker process died", 0, 1)
     s.runner.submit()
     s.turn()
-    assert (s.row(item).state, s.row(item).attempts) == (DONE, 2)
+    assert (s.row(item).state, s.row(item).attempts) == (DONE, 1)
+
+
+def test_a_worker_death_makes_suspects_that_run_alone_and_a_poison_pill_is_quarantined(make, tmp_path: Path) -> None:
+    s = make(retry_delay=0.0)
+    poison = s.queue(rate(s.inbox, "a_rate.fits"))
+    innocent = s.queue(rate(s.inbox, "b_rate.fits", seed=2))
+    s.runner.submit()
+    assert len(s.runner) == 2
+    s.executors.current.break_pool(BrokenProcessPool("a worker died"))
+    s.runner.collect()
+    assert {(s.row(i).state, s.row(i).deaths, s.row(i).attempts) for i in (poison, innocent)} == {(QUEUED, 0, 0)}
+    assert [e["alone"] for e in s.log.named("worker-died")] == [False, False]
+    for deaths in (1, 2):
+        s.runner.submit()
+        assert [t.path.name for t in s.executors.current.tasks()] == ["a_rate.fits"]  # alone, nothing beside it
+        s.executors.current.break_pool(BrokenProcessPool("a worker died"))
+        s.runner.collect()
+        assert s.row(poison).deaths == deaths
+    row = s.row(poison)
+    assert (row.state, row.quarantine) == (FAILED, str(tmp_path / "q" / "a_rate.fits"))
+    assert row.error == "its worker process died: its worker died 2 times while it ran alone (a poison pill)"
+    document = json.loads((tmp_path / "q" / "a_rate.fits.reason.json").read_text())
+    assert (document["reason"], document["deaths"]) == (row.error, 2)
+    s.runner.submit()
+    assert [t.path.name for t in s.executors.current.tasks()] == ["b_rate.fits"]
+    s.turn()
+    assert (s.row(innocent).state, s.row(innocent).attempts, s.row(innocent).deaths) == (DONE, 1, 0)
 
 
 def test_a_dead_pool_is_not_replaced_while_stopping(make) -> None:

@@ -1,4 +1,4 @@
-"""Scans: what the watched folders hold that the ledger does not account for; stale product temporaries."""
+"""Scans: what the watched folders hold that the ledger does not account for."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 from image2.watch.identity import FileStat, stat_of
 from image2.watch.ledger import EXPOSURE, QUEUED, Ledger
 from image2.watch.readiness import Selector
-from image2.watch.scanner import inputs_in, is_accounted, stale_temporaries
+from image2.watch.scanner import inputs_in, is_accounted
 
 
 def _touch(path: Path, data: bytes = b"x") -> Path:
@@ -55,15 +55,3 @@ def test_accounted_means_the_newest_row_is_this_version(tmp_path: Path) -> None:
     quarantined = ledger.fail(item.id, "bad", quarantine=str(tmp_path / "q" / "a_rate.fits"))
     assert not is_accounted(quarantined, stat)
     ledger.close()
-
-
-def test_stale_temporaries(tmp_path: Path) -> None:
-    old = _touch(tmp_path / ".a_cal.fits.0123456789ab.tmp")
-    fresh = _touch(tmp_path / ".b_cal.fits.ba9876543210.tmp")
-    _touch(tmp_path / ".c_cal.fits.tmp")
-    _touch(tmp_path / "d_cal.fits")
-    now = time.time()
-    os.utime(old, (now - 3600, now - 3600))
-    assert stale_temporaries(tmp_path, 900, now) == [old]
-    assert fresh.exists()
-    assert stale_temporaries(tmp_path / "absent", 900, now) == []

@@ -18,7 +18,7 @@ from image2.run.process import process_input
 from image2.run.results import Failure, FailureKind, ProductResult
 from image2.synthetic.exposures import make_rate
 from image2.watch import tasks
-from image2.watch.tasks import DONE, FAILED, INVALID, TRANSIENT, Task, run_task
+from image2.watch.tasks import BLOCKED, DONE, FAILED, INVALID, TRANSIENT, Task, run_task
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -46,6 +46,16 @@ def _disk_full(path: Path, options: RunOptions) -> list[ProductResult]:
 
 def _raises_enospc(path: Path, options: RunOptions) -> list[ProductResult]:
     raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def _stale(path: Path, options: RunOptions) -> list[ProductResult]:
+    return [ProductResult(path, "a", "failed", (), f"{path}: [Errno 116] Stale file handle",
+                          failure=Failure(FailureKind.IO, "[Errno 116] Stale file handle", errno.ESTALE))]
+
+
+def _fails_and_vanishes(path: Path, options: RunOptions) -> list[ProductResult]:
+    path.unlink()
+    return _fails(path, options)
 
 
 def _bug(path: Path, options: RunOptions) -> list[ProductResult]:
@@ -117,20 +127,32 @@ def test_a_failure_of_an_input_that_cannot_be_processed_is_invalid(task_for) -> 
 
 
 @pytest.mark.parametrize("process", [_disk_full, _raises_enospc])
-def test_operating_system_errors_of_the_transient_kind(task_for, process) -> None:
+def test_a_full_disk_blocks_the_run(task_for, process) -> None:
     outcome = run_task(task_for(process))
-    assert outcome.verdict == TRANSIENT and "No space left on device" in outcome.error
+    assert outcome.verdict == BLOCKED and "No space left on device" in outcome.error
 
 
-def test_a_missing_reference_folder_is_transient_and_nothing_runs(task_for, tmp_path: Path) -> None:
+def test_operating_system_errors_of_the_transient_kind(task_for) -> None:
+    outcome = run_task(task_for(_stale))
+    assert outcome.verdict == TRANSIENT and "Stale file handle" in outcome.error
+
+
+def test_a_missing_reference_folder_blocks_and_nothing_runs(task_for, tmp_path: Path) -> None:
     outcome = run_task(task_for(_bug, reference_dirs=[tmp_path / "refs"]))
-    assert (outcome.verdict, outcome.error) == (TRANSIENT, f"reference folder {tmp_path / 'refs'} is missing")
+    assert (outcome.verdict, outcome.error) == (BLOCKED, f"reference folder {tmp_path / 'refs'} is missing")
 
 
-def test_a_full_output_disk_is_transient(task_for, monkeypatch) -> None:
+def test_a_full_output_disk_blocks(task_for, monkeypatch) -> None:
     monkeypatch.setattr(tasks.shutil, "disk_usage", lambda _: types.SimpleNamespace(free=250))
     outcome = run_task(task_for(_fails))
-    assert outcome.verdict == TRANSIENT and outcome.error == "output disk is full (250 bytes free, 300 wanted)"
+    assert outcome.verdict == BLOCKED and outcome.error == "output disk is full (250 bytes free, 300 wanted)"
+
+
+def test_an_input_unreadable_after_a_failure_is_transient(task_for) -> None:
+    task = task_for(_fails_and_vanishes)
+    outcome = run_task(task)
+    assert outcome.verdict == TRANSIENT and outcome.error.endswith("(input not readable ([Errno 2] No such file or "
+                                                                   f"directory: '{task.path}'))")
 
 
 def test_a_bug_in_the_run_is_a_plain_failure(task_for) -> None:
