@@ -10,6 +10,7 @@ import attrs
 from image2.core.config import Config
 from image2.io.config_file import load_config
 from image2.io.i2d import read_output_wcs
+from image2.io.preview import ORIENTATIONS
 
 
 @attrs.frozen
@@ -24,7 +25,9 @@ class RunOptions:
     overwrite: bool = False
     strict: bool = False
     save_bsub: bool = False
-    preview: bool = False
+    preview: str | None = attrs.field(default=None,
+                                      validator=attrs.validators.optional(attrs.validators.in_(ORIENTATIONS)))
+    """The quick-look PNG's orientation (one of image2.io.preview.ORIENTATIONS), or None for no quick-look."""
     allow_outside: bool = False
     references: Mapping[str, Mapping[str, str]] = attrs.field(
         factory=dict, converter=lambda m: {str(k): dict(v) for k, v in m.items()})
