@@ -153,7 +153,10 @@ def test_batch_with_a_corrupt_input_completes_the_others(tmp_path: Path, refs: P
     result = invoke("process", good[0], bad, good[1], "--refs", refs, "-o", out)
     assert result.exit_code == 1
     assert "done 2, skipped 0, failed 1" in result.stdout
-    assert str(bad) in result.stderr and "Traceback" not in result.output
+    assert f"{bad} [corrupt]: failed: " in result.stdout and "Traceback" not in result.output
+    reason = result.stdout.split(f"{bad} [corrupt]: failed: ", 1)[1].splitlines()[0]
+    assert reason and result.output.count(reason) == 1  # each error told once
+    assert "corrupt_rate.fits" in result.stderr and "error: failed kind=invalid-input" in result.stderr
     assert sorted(p.name for p in out.glob("*_cal.fits")) == ["g0_cal.fits", "g1_cal.fits"]
     assert not list(out.glob("corrupt*")) and not list(out.glob(".*"))
 
@@ -245,13 +248,43 @@ def test_usage_errors_exit_2(tmp_path: Path):
 def test_parallel_jobs_in_worker_processes(tmp_path: Path, refs: Path):
     inputs = [make_rate(tmp_path / f"p{i}_rate.fits", shape=SHAPE, primary=SUBARRAY, seed=i) for i in range(3)]
     out = tmp_path / "out"
+    bad = tmp_path / "bad_rate.fits"
+    bad.write_text("not a FITS file")
     proc = subprocess.run([sys.executable, "-m", "image2", "--log-format", "json", "process", *map(str, inputs),
-                           "--refs", str(refs), "-o", str(out), "--jobs", "2"], capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr
-    assert "done 3, skipped 0, failed 0" in proc.stdout
+                           str(bad), "--refs", str(refs), "-o", str(out), "--jobs", "2"], capture_output=True, text=True)
+    assert proc.returncode == 1, proc.stderr
     assert sorted(p.name for p in out.glob("*_cal.fits")) == ["p0_cal.fits", "p1_cal.fits", "p2_cal.fits"]
-    events = [line for line in proc.stderr.splitlines() if line.startswith("{")]
-    assert events and all('"file"' in line for line in events if '"wrote' in line)
+    _assert_json_mode(proc.stdout, proc.stderr, inputs, bad, out)
+
+
+def _assert_json_mode(stdout: str, stderr: str, inputs: list[Path], bad: Path, out: Path) -> None:
+    """stdout: the product paths alone, one a line; stderr: only JSON events, among them one per step of
+    each input, one outcome per input, the failure once with its reason, and the summary."""
+    products = sorted(str(path) for path in out.iterdir() if path.suffix == ".fits")
+    assert sorted(stdout.splitlines()) == products
+    events = [json.loads(line) for line in stderr.splitlines()]  # every line is JSON
+    for path in inputs:
+        steps = [e for e in events if e["event"] == "step" and e["file"] == str(path)]
+        assert [e["step"] for e in steps] == ["assign_wcs", "flat_field", "photom", "resample"]
+        assert all(e["status"] == "COMPLETE" and e["seconds"] >= 0 for e in steps)
+        done = [e for e in events if e["event"] == "done" and e["file"] == str(path)]
+        assert len(done) == 1 and len(done[0]["outputs"]) == 2 and done[0]["seconds"] > 0
+    failed = [e for e in events if e.get("level") == "error"]
+    assert len(failed) == 1 and failed[0]["file"] == str(bad) and failed[0]["kind"] == "invalid-input"
+    assert sum(failed[0]["reason"] in line for line in stderr.splitlines()) == 1
+    summary = [e for e in events if e["event"] == "summary"]
+    assert len(summary) == 1 and (summary[0]["done"], summary[0]["failed"]) == (len(inputs), 1)
+    assert sorted(summary[0]["outputs"]) == products
+
+
+def test_json_mode_in_one_process(tmp_path: Path, refs: Path):
+    inputs = [make_rate(tmp_path / "j_rate.fits", shape=SHAPE, primary=SUBARRAY)]
+    bad = tmp_path / "bad_rate.fits"
+    bad.write_text("not a FITS file")
+    out = tmp_path / "out"
+    result = invoke("--log-format", "json", "process", *inputs, bad, "--refs", refs, "-o", out)
+    assert result.exit_code == 1, result.output
+    _assert_json_mode(result.stdout, result.stderr, inputs, bad, out)
 
 
 def test_rerun_after_an_interrupted_publish_replaces_the_orphaned_companions(tmp_path: Path, refs: Path):

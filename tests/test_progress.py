@@ -46,15 +46,15 @@ with BatchProgress(inputs, steps, workers=2) as display:
 '''
 
 
-def _run_in_terminal(code: str, rows: int, columns: int) -> bytes:
-    """Run ``code`` in a Python child whose stdin/stdout/stderr are a pseudo-terminal; return what it wrote."""
+def _run_in_terminal(arguments: list[str], rows: int, columns: int, cwd: Path = REPO) -> bytes:
+    """Run Python with ``arguments`` in a child whose stdin/stdout/stderr are a pseudo-terminal; return what it wrote."""
     main, child = pty.openpty()
     fcntl.ioctl(child, termios.TIOCSWINSZ, struct.pack("HHHH", rows, columns, 0, 0))
     env = {**os.environ, "PYTHONPATH": str(REPO), "TERM": "xterm-256color", "COLUMNS": str(columns),
            "LINES": str(rows)}
     env.pop("NO_COLOR", None)
-    process = subprocess.Popen([sys.executable, "-c", code], stdin=child, stdout=child, stderr=child, env=env,
-                               cwd=REPO, close_fds=True)
+    process = subprocess.Popen([sys.executable, *arguments], stdin=child, stdout=child, stderr=child, env=env,
+                               cwd=cwd, close_fds=True)
     os.close(child)
     output = bytearray()
     while True:
@@ -66,22 +66,28 @@ def _run_in_terminal(code: str, rows: int, columns: int) -> bytes:
             break
         output += chunk
     os.close(main)
-    assert process.wait(60) == 0, output.decode(errors="replace")
+    assert process.wait(300) == 0, output.decode(errors="replace")
     return bytes(output)
+
+
+def _screen(output: bytes, rows: int, columns: int) -> list[str]:
+    """The lines a terminal of this size shows after receiving ``output``."""
+    screen = pyte.Screen(columns, rows)
+    pyte.ByteStream(screen).feed(output)
+    return [line.rstrip() for line in screen.display]
 
 
 def test_the_display_and_log_lines_share_the_terminal_without_mixing() -> None:
     rows, columns = 60, 120
-    screen = pyte.Screen(columns, rows)
-    pyte.ByteStream(screen).feed(_run_in_terminal(BATCH, rows, columns))
-    lines = [line.rstrip() for line in screen.display]
+    lines = _screen(_run_in_terminal(["-c", BATCH], rows, columns), rows, columns)
     text = "\n".join(lines)
     for name in INPUTS:
-        for step in STEPS:
-            matching = [line for line in lines if f"step-{step}" in line and f"file={name}" in line]
-            assert len(matching) == 1, f"{step} of {name} not once on a line of its own:\n{text}"
-            assert "━" not in matching[0] and "inputs" not in matching[0]
+        # the file is named on a line of its own above the lines about it
+        assert any(line.endswith(f" {name}") and line.count(" ") == 1 for line in lines), text
         assert sum(f"library line for {name}" in line for line in lines) == 1, text
+    for step in STEPS:
+        matching = [line for line in lines if line.endswith(f"  step-{step}")]
+        assert len(matching) == len(INPUTS), f"{step} not once per input on a line of its own:\n{text}"
         assert sum(line == f"stdout line for {name}" for line in lines) == 1, text
     summary = [line for line in lines if "3/3 inputs" in line]
     assert len(summary) == 1 and "elapsed" in summary[0] and "ETA" in summary[0], text
@@ -111,7 +117,7 @@ def test_summary_counts_steps_and_inputs() -> None:
     display.step_started(INPUTS[0], "flat_field")
     state = display.summary()
     assert (state["finished"], state["inputs"], state["steps_done"], state["steps"]) == (0, 3, 1, 12)
-    assert [(name, step, done) for name, step, done, _ in state["running"]] == [(INPUTS[0], "flat_field", 1)]
+    assert [(name, step, done) for name, step, done, _, _ in state["running"]] == [(INPUTS[0], "flat_field", 1)]
     display.input_finished(INPUTS[0], "failed")
     state = display.summary()
     assert (state["finished"], state["steps_done"], state["running"]) == (1, 4, [])
@@ -126,3 +132,49 @@ def test_eta_from_finished_inputs_then_from_partial_progress() -> None:
     # one finished in 30 s; another running for 10 s; two waiting: (2 * 30 + 20) / 2 workers
     inputs = [_Input("a", 40.0, 70.0, None, 4), _Input("b", 90.0, None, "photom", 3), _Input("c"), _Input("d")]
     assert eta_seconds(100.0, inputs, 4, 2) == pytest.approx(40.0)
+
+
+@pytest.fixture(scope="module")
+def batch(tmp_path_factory) -> Path:
+    """A folder with three small NIRCam rate files and their references (refs/)."""
+    from image2.synthetic import references as rf
+    from image2.synthetic.exposures import make_rate
+
+    folder = tmp_path_factory.mktemp("batch")
+    refs = folder / "refs"
+    refs.mkdir()
+    rf.make_flat(refs / "jwst_nircam_flat_0001.fits", detector="NRCB1")
+    rf.make_photom(refs / "jwst_nircam_photom_0001.fits", instrument="NIRCAM", detector="NRCB1")
+    rf.make_area(refs / "jwst_nircam_area_0001.fits", detector="NRCB1")
+    rf.make_distortion(refs / "jwst_nircam_distortion_0001.asdf", detector="NRCB1")
+    rf.make_filteroffset(refs / "jwst_nircam_filteroffset_0001.asdf", detector="NRCB1")
+    for index in range(3):
+        make_rate(folder / f"p{index}_rate.fits", shape=(128, 160), seed=index,
+                  primary={"SUBSTRT1": 101, "SUBSTRT2": 201, "SUBARRAY": "SUB160"})
+    return folder
+
+
+@pytest.mark.slow
+def test_a_batch_in_two_workers_shows_steps_live_and_log_lines_above(batch: Path, tmp_path: Path) -> None:
+    rows, columns = 80, 120
+    names = [f"p{index}_rate.fits" for index in range(3)]
+    output = _run_in_terminal(["-m", "image2", "process", *names, "--refs", "refs", "-o", str(tmp_path / "out"),
+                               "--jobs", "2"], rows, columns, cwd=batch)
+    lines = _screen(output, rows, columns)
+    text = "\n".join(lines)
+    # the display went through the steps while inputs ran (not only as inputs finished)
+    raw = output.decode(errors="replace")
+    assert "assign_wcs (0/4)" in raw or "flat_field (1/4)" in raw or "resample (3/4)" in raw, raw[-3000:]
+    for name in names:
+        assert any(line.endswith(f" {name}") and line.count(" ") == 1 for line in lines), text
+        stem = name.removesuffix("_rate.fits")
+        assert sum(f"  done outputs={stem}_i2d.fits,{stem}_cal.fits " in line for line in lines) == 1, text
+    for step in ("assign_wcs", "flat_field", "photom", "resample"):
+        matching = [line for line in lines if f"  {step} complete " in line and line.endswith(" s")]
+        assert len(matching) == len(names), f"{step}: not once per input on a line of its own\n{text}"
+        assert not any("━" in line or "inputs" in line for line in matching)
+    display = [line for line in lines if "3/3 inputs" in line]
+    assert len(display) == 1 and "elapsed" in display[0] and "ETA" in display[0], text
+    summary = next(i for i, line in enumerate(lines) if line.startswith("done 3, skipped 0, failed 0 in "))
+    last_log = max(i for i, line in enumerate(lines) if " complete " in line or "done outputs=" in line)
+    assert last_log < lines.index(display[0]) < summary, text

@@ -25,7 +25,7 @@ def demo(ctx: click.Context, folder: Path) -> None:
     click.echo(f"  references: {dataset.references}/ ({len(list(dataset.references.iterdir()))} files) "
                f"in {built:.1f} s")
     options = RunOptions(output_dir=folder / "products", reference_dirs=(dataset.references,), overwrite=True,
-                         preview=True)
+                         preview="native")
     click.echo("calibrating: background, assign_wcs, flat_field, photom, resample ...")
     results = process_input(dataset.association, options)
     for result in results:

@@ -6,9 +6,8 @@ import contextlib
 import logging
 import os
 import signal
-import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,35 +26,57 @@ if TYPE_CHECKING:
 
 
 def _results(inputs: tuple[Path, ...], options: RunOptions, jobs: int | None, log_setup: tuple[str, str],
-             executor: str = "local", scheduler: str | None = None) -> Iterator[list[ProductResult]]:
-    """Yield each input's results as they finish: here, in local worker processes, or on a Dask cluster.
+             on_event: Callable[[tuple], object], executor: str = "local",
+             scheduler: str | None = None) -> Iterator[tuple[Path, list[ProductResult]]]:
+    """Yield each input (as given) and its results as they finish: here, in local worker processes, or on a Dask cluster.
 
-    Locally, ``jobs`` > 1 runs inputs in that many worker processes; on a cluster every path is
-    made absolute (workers run elsewhere). With workers, the references are chosen here, once
-    per exposure, and handed to them; an input whose worker was lost is run again (see
+    Locally, ``jobs`` > 1 runs inputs in that many worker processes, which send their log
+    records (at ``log_setup``'s level) and step events back here as they happen: the records go to this
+    process's logging, the events (image2.run.events) to ``on_event``, as do this process's own.
+    With workers, the references are chosen here, once per exposure, and handed to them; on a cluster
+    every path is made absolute (workers run elsewhere); an input whose worker was lost is run again (see
     image2.run.executors).
     """
+    import multiprocessing
+
+    from image2.run.events import QueueReader, forward_to, report_to
+    from image2.run.executors import START_METHOD
     from image2.run.process import process_input
     from image2.run.references import with_reference_choices
     from image2.run.results import FAILED, ProductResult, failure_of
 
     if executor == "local" and ((jobs or 1) <= 1 or len(inputs) <= 1):
-        for path in inputs:
-            yield process_input(path, options)
+        report_to(on_event)
+        try:
+            for path in inputs:
+                yield path, process_input(path, options)
+        finally:
+            report_to(None)
         return
+    reader: QueueReader | None = None
+    setup: tuple[Callable[..., object], tuple]
     if executor == "dask":
         options = _absolute(options)
-        inputs = tuple(path.absolute() for path in inputs)
-    calls = ((path, with_reference_choices(path, options)) for path in inputs)
-    with make_executor(executor, jobs, scheduler, initializer=configure, initargs=log_setup) as pool:
+        setup = (configure, log_setup)
+    else:
+        queue = multiprocessing.get_context(START_METHOD).SimpleQueue()
+        setup = (forward_to, (queue, log_setup[1]))
+        reader = QueueReader(queue, on_event)
+    paths = (path.absolute() if executor == "dask" else path for path in inputs)
+    calls = ((path, with_reference_choices(path, options)) for path in paths)
+    with reader or contextlib.nullcontext(), make_executor(executor, jobs, scheduler, initializer=setup[0],
+                                                           initargs=setup[1]) as pool:
         for end in finished(pool, process_input, calls):
+            path = end.args[0]
+            given = next((original for original in inputs if path in (original, original.absolute())), path)
+            if reader is not None:  # the worker's last lines about it come first
+                reader.wait_for(str(path), timeout=0 if end.error is not None else 5.0)
             if end.error is None:
-                yield end.result
+                yield given, end.result
             else:
-                path = end.args[0]
-                yield [ProductResult(path, path.name, FAILED, (),
-                                     f"{path}: {executor} executor: {end.error!r} (after {end.attempts} attempts)",
-                                     failure=failure_of(end.error))]
+                yield given, [ProductResult(
+                    path, path.name, FAILED, (), f"{path}: {executor} executor: {end.error!r} "
+                    f"(after {end.attempts} attempts)", failure=failure_of(end.error))]
 
 
 @contextlib.contextmanager
@@ -119,17 +140,43 @@ def outcome_text(result: ProductResult) -> str:
     return f"{result.status}: {reason}"
 
 
-def report_result(log: Any, result: ProductResult) -> None:
-    """Log one product's outcome as one event (JSON with ``--log-format json``): failures as errors."""
-    fields = {"file": str(result.input), "product": result.product, "status": result.status,
-              "seconds": round(result.seconds, 2)}
+def report_result(log: Any, result: ProductResult, with_reason: bool) -> None:
+    """Log one product's outcome as one event: failures as errors, with their reason when ``with_reason``
+    (JSON, where the event is the one record of it; on a console the summary gives the reason)."""
+    fields = {"file": str(result.input), "product": result.product, "seconds": round(result.seconds, 2)}
     if result.status == "failed":
-        log.error("failed", reason=result.error, **fields)
+        kind = None if result.failure is None else str(result.failure.kind)
+        log.error("failed", kind=kind, **({"reason": result.error} if with_reason else {}), **fields)
     elif result.status == "skipped":
         log.info("skipped", reason=result.error, **fields)
     else:
         log.info("done", outputs=[str(path) for path in result.outputs], skipped_steps=list(result.skipped_steps),
                  **fields)
+
+
+def show_summary(log: Any, results: list[ProductResult], elapsed: float, as_json: bool) -> None:
+    """Tell the run's outcome: as JSON, a ``summary`` event and the product paths alone on stdout, one a
+    line; on a console, the counts and each input's outcome with its products, on stdout."""
+    counts = {status: sum(r.status == status for r in results) for status in ("done", "skipped", "failed")}
+    if as_json:
+        log.info("summary", **counts, seconds=round(elapsed, 2),
+                 outputs=[str(output) for result in results if result.status == "done" for output in result.outputs])
+        for result in results:
+            for output in result.outputs if result.status == "done" else ():
+                click.echo(str(output))
+        return
+    click.echo(f"done {counts['done']}, skipped {counts['skipped']}, failed {counts['failed']} in {elapsed:.1f} s")
+    for result in results:
+        click.echo(f"  {result.input}{'' if result.product == result.input.name else f' [{result.product}]'}: "
+                   f"{outcome_text(result)}")
+        for output in result.outputs if result.status == "done" else ():
+            click.echo(f"    {output}")
+
+
+def overall_status(results: list[ProductResult]) -> str:
+    """One input's status from its products': failed if any failed, skipped if all were, else done."""
+    statuses = {result.status for result in results}
+    return "failed" if "failed" in statuses or not statuses else "skipped" if statuses == {"skipped"} else "done"
 
 
 def exit_code(results: list[ProductResult]) -> int:
@@ -162,7 +209,7 @@ def exit_code(results: list[ProductResult]) -> int:
                    "--ref TYPE=N/A runs without it on purpose).")
 @preview_option
 @click.option("--allow-outside", is_flag=True, help="Accept association members outside the association's folder.")
-@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@click.option("--quiet", "-q", is_flag=True, help="No live progress display (there is none off a terminal either).")
 @click.pass_context
 def process(ctx: click.Context, inputs: tuple[Path, ...], output_dir: Path, reference_dirs: tuple[Path, ...],
             overrides: dict[str, str], crds_path: Path | None, crds_context: str | None, config_file: Path | None, step_overrides: tuple[str, ...], save_bsub: bool,
@@ -178,39 +225,39 @@ def process(ctx: click.Context, inputs: tuple[Path, ...], output_dir: Path, refe
 
     options = RunOptions(output_dir=output_dir, reference_dirs=reference_dirs, overrides=overrides,
                          crds_path=crds_path, crds_context=crds_context, config_file=config_file,
-                         step_overrides=step_overrides, overwrite=overwrite, strict=strict, save_bsub=save_bsub, preview=preview or False, allow_outside=allow_outside)
+                         step_overrides=step_overrides, overwrite=overwrite, strict=strict, save_bsub=save_bsub,
+                         preview=preview, allow_outside=allow_outside)
     check_crds_options(crds_path, crds_context)
     try:
         configuration(options)  # configuration errors are usage errors: report before any work
     except Image2Error as error:
         raise click.UsageError(str(error)) from None
-    root_logger = logging.getLogger("image2")
-    log_setup = (ctx.obj.get("log_format", "console"), logging.getLevelName(root_logger.level))
+    log_format = ctx.obj.get("log_format", "console")
+    log_setup = (log_format, logging.getLevelName(logging.getLogger("image2").level))
     started = time.perf_counter()
     before = product_names(output_dir) if executor == "dask" else frozenset()
     results: list[ProductResult] = []
-    show_bar = not quiet and sys.stderr.isatty()
+    from image2.cli.progress import BatchProgress
+    from image2.core.steps import JWST, steps_for
+
+    display = BatchProgress([str(path) for path in inputs], [step.name for step in steps_for(JWST)],
+                            workers=min(jobs or 1, len(inputs)),
+                            enabled=False if quiet or log_format == "json" else None)
     try:
-        with _terminated_as_exit(), click.progressbar(length=len(inputs), label="calibrating", file=sys.stderr,
-                                                      hidden=not show_bar) as bar:
-            for batch in _results(inputs, options, jobs, log_setup, executor, scheduler):
+        with _terminated_as_exit(), display:
+            for path, batch in _results(inputs, options, jobs, log_setup, display.event, executor, scheduler):
+                if executor != "dask":  # there, a product's status is settled at the end
+                    for result in batch:
+                        report_result(log, result, with_reason=log_format == "json")
+                display.input_finished(str(path), overall_status(batch))
                 results.extend(batch)
-                bar.update(1)
     finally:
         from image2.io.atomic import remove_abandoned_staging
 
         remove_abandoned_staging(output_dir)  # what workers that died (or this run, stopped) left behind
     if executor == "dask":
         results = settled(results, before)
-    counts = {status: sum(r.status == status for r in results) for status in ("done", "skipped", "failed")}
-    elapsed = time.perf_counter() - started
-    for result in results:
-        report_result(log, result)
-    click.echo(f"done {counts['done']}, skipped {counts['skipped']}, failed {counts['failed']} "
-               f"in {elapsed:.1f} s")
-    for result in results:
-        click.echo(f"  {result.input}{'' if result.product == result.input.name else f' [{result.product}]'}: "
-                   f"{outcome_text(result)}")
-        for output in result.outputs if result.status == "done" else ():
-            click.echo(f"    {output}")
+        for result in results:
+            report_result(log, result, with_reason=log_format == "json")
+    show_summary(log, results, time.perf_counter() - started, as_json=log_format == "json")
     ctx.exit(exit_code(results))

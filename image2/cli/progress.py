@@ -1,9 +1,10 @@
 """The live display of a batch on a terminal: overall progress by step, elapsed and ETA, and one
 line per input being calibrated with the step it is in.
 
-It is driven by plain calls (``input_started``, ``step_started``, ``step_ended``,
-``input_finished``) made on the parent's thread as events arrive, from this process or from
-workers. While it runs it owns the terminal through rich: whatever is written to
+It is driven by plain calls (``input_started``, ``input_planned``, ``step_started``,
+``step_ended``, ``input_finished``), or by :meth:`BatchProgress.event` with the step events of
+image2.run.events, made as events arrive, from this process or from workers. Inputs are named
+by their paths as given; the display shows their file names. While it runs it owns the terminal through rich: whatever is written to
 ``sys.stderr`` or ``sys.stdout`` meanwhile (log lines included: image2.cli.logs writes to the
 current ``sys.stderr``) is printed above the display, never through it. Off a terminal, or
 when not wanted (``--quiet``), the same calls do nothing, so callers need no branches.
@@ -15,6 +16,7 @@ import sys
 import threading
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, TextIO
 
 import attrs
@@ -29,6 +31,8 @@ class _Input:
     finished_at: float | None = None
     step: str | None = None
     steps_done: int = 0
+    steps: int | None = None
+    """How many steps this input goes through, once known (else the batch's default)."""
 
 
 def eta_seconds(now: float, inputs: Sequence[_Input], steps: int, workers: int) -> float | None:
@@ -43,7 +47,7 @@ def eta_seconds(now: float, inputs: Sequence[_Input], steps: int, workers: int) 
     if finished:
         typical = sum(finished) / len(finished)
     else:
-        rates = [(now - i.started_at) * steps / i.steps_done for i in running if i.steps_done]
+        rates = [(now - i.started_at) * (i.steps or steps) / i.steps_done for i in running if i.steps_done]
         if not rates:
             return None
         typical = sum(rates) / len(rates)
@@ -101,6 +105,25 @@ class BatchProgress:
         with self._lock:
             self._inputs[name].started_at = time.monotonic()
 
+    def input_planned(self, name: str, steps: Sequence[str]) -> None:
+        """``name`` goes through ``steps`` (for an association: each product's, added up)."""
+        with self._lock:
+            entry = self._inputs[name]
+            entry.started_at = entry.started_at or time.monotonic()
+            entry.steps = (entry.steps or 0) + len(steps)
+
+    def event(self, event: tuple) -> None:
+        """Take one step event of image2.run.events: planned, started or ended."""
+        kind, name, *rest = event
+        if name not in self._inputs:
+            return
+        if kind == "planned":
+            self.input_planned(name, rest[0])
+        elif kind == "started":
+            self.step_started(name, rest[0])
+        elif kind == "ended":
+            self.step_ended(name, *rest)
+
     def step_started(self, name: str, step: str) -> None:
         """``name`` entered ``step``."""
         with self._lock:
@@ -112,7 +135,7 @@ class BatchProgress:
         """``name`` left ``step`` with ``status`` (complete, skipped, failed) after ``seconds``."""
         with self._lock:
             entry = self._inputs[name]
-            entry.steps_done = min(entry.steps_done + 1, len(self.steps))
+            entry.steps_done = min(entry.steps_done + 1, self._steps_of(entry))
             entry.step = None
 
     def input_finished(self, name: str, status: str) -> None:
@@ -122,7 +145,10 @@ class BatchProgress:
             now = time.monotonic()
             entry.started_at = entry.started_at or now
             entry.finished_at = now
-            entry.steps_done = len(self.steps)
+            entry.steps_done = self._steps_of(entry)
+
+    def _steps_of(self, entry: _Input) -> int:
+        return entry.steps if entry.steps is not None else len(self.steps)
 
     # -- display ---------------------------------------------------------------------------------
 
@@ -133,9 +159,9 @@ class BatchProgress:
             inputs = list(self._inputs.values())
             return {
                 "finished": sum(i.finished_at is not None for i in inputs), "inputs": len(inputs),
-                "steps_done": sum(i.steps_done for i in inputs), "steps": len(inputs) * len(self.steps),
+                "steps_done": sum(i.steps_done for i in inputs), "steps": sum(self._steps_of(i) for i in inputs),
                 "elapsed": now - self._started, "eta": eta_seconds(now, inputs, len(self.steps), self.workers),
-                "running": [(i.name, i.step, i.steps_done, now - i.started_at) for i in inputs
+                "running": [(i.name, i.step, i.steps_done, self._steps_of(i), now - i.started_at) for i in inputs
                             if i.started_at is not None and i.finished_at is None],
             }
 
@@ -151,8 +177,8 @@ class BatchProgress:
         table.add_row(f"[bold]{state['finished']}/{state['inputs']} inputs",
                       ProgressBar(total=max(state["steps"], 1), completed=state["steps_done"], width=30),
                       f"elapsed {_clock(state['elapsed'])}  ETA {_clock(state['eta'])}")
-        for name, step, done, seconds in state["running"]:
-            now = step or ("starting" if done == 0 else "writing")
-            table.add_row(f"  {name}", ProgressBar(total=len(self.steps) or 1, completed=done, width=30),
-                          f"{now} ({done}/{len(self.steps)})  {_clock(seconds)}")
+        for name, step, done, total, seconds in state["running"]:
+            now = step or ("starting" if done == 0 else "writing" if done >= total else "")
+            table.add_row(f"  {Path(name).name}", ProgressBar(total=total or 1, completed=done, width=30),
+                          f"{now} ({done}/{total})  {_clock(seconds)}")
         return table

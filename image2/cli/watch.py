@@ -94,7 +94,7 @@ def watch(ctx: click.Context, folders: tuple[Path, ...], output_dir: Path, ledge
                          overrides=overrides, crds_path=crds_path.absolute() if crds_path else None,
                          crds_context=crds_context, config_file=config_file.absolute() if config_file else None,
                          step_overrides=step_overrides,
-                         overwrite=overwrite, strict=strict, save_bsub=save_bsub, preview=preview or False,
+                         overwrite=overwrite, strict=strict, save_bsub=save_bsub, preview=preview,
                          allow_outside=allow_outside)
     if scheduler is not None and executor != "dask":
         raise click.UsageError("--scheduler needs --executor dask")

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import os
 
+CORES_VARIABLE = "IMAGE2_CORES"
+"""Environment variable capping the cores one process uses: set in each of N worker processes
+that share the machine's cores (image2.run.executors), so that N workers use N cores, not N × 2."""
+
 
 def usable_cores() -> int:
-    """The cores this process may run on (its CPU affinity where the system tells it)."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    """The cores this process may run on (its CPU affinity where the system tells it), at most
+    ``$IMAGE2_CORES`` when that is set to a positive number."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    cap = os.environ.get(CORES_VARIABLE, "")
+    return min(cores, int(cap)) if cap.isdigit() and int(cap) > 0 else cores

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
+from typing import Protocol
 
 import attrs
 
@@ -10,7 +11,7 @@ from image2.core.background import CombinedBackground, combine_backgrounds
 from image2.core.config import Config
 from image2.core.exposure import Exposure
 from image2.core.plan import PlannedStep, is_tso, plan_steps
-from image2.core.provenance import skip
+from image2.core.provenance import SKIPPED, skip
 from image2.core.references import REFTYPES, References
 from image2.core.resample import Resampled
 from image2.core.steps import configured_names, family_of, preparations, steps_for
@@ -24,6 +25,20 @@ class Products:
     i2d: Resampled | None = None
     bsub: Exposure | None = None
     background: CombinedBackground | None = None
+
+
+class StepObserver(Protocol):
+    """Told which steps an exposure goes through and as each starts and ends, so a caller can time,
+    log and show them (core itself keeps no clock and logs nothing)."""
+
+    def planned(self, steps: Sequence[str]) -> None:
+        """The steps that apply, in order: each will end (run or skipped)."""
+
+    def started(self, step: str) -> None:
+        """``step`` is about to run."""
+
+    def ended(self, step: str, status: str) -> None:
+        """``step`` ran or was skipped; ``status`` is what its provenance records (COMPLETE, SKIPPED)."""
 
 
 def plan(exposure: Exposure, references: References, config: Config, n_background: int = 0) -> tuple[PlannedStep, ...]:
@@ -55,14 +70,21 @@ def background_for(exposure: Exposure, backgrounds: Sequence[Exposure], config: 
 
 
 def _calibrated(exposure: Exposure, references: References, config: Config,
-                background: CombinedBackground | None, n_background: int) -> Products:
-    """Run the planned steps on ``exposure`` (all integrations or a chunk of them) with prepared inputs."""
+                background: CombinedBackground | None, n_background: int,
+                observer: StepObserver | None) -> Products:
+    """Run the planned steps on ``exposure`` (all integrations or a chunk of them) with prepared inputs,
+    telling ``observer`` as each starts and ends."""
     inputs = {"background": background, **{reftype: getattr(references, reftype) for reftype in REFTYPES}}
     planned = {step.name: step for step in plan(exposure, references, config, n_background)}
     kept: dict[str, object] = {}
-    for declared in steps_for(family_of(exposure.meta)):
+    declarations = steps_for(family_of(exposure.meta))
+    if observer is not None:
+        observer.planned([declared.name for declared in declarations if planned[declared.name].applies])
+    for declared in declarations:
         step = planned[declared.name]
         if step.runs:
+            if observer is not None:
+                observer.started(declared.name)
             own = () if declared.parameters_of else configured_names(declared)
             parameters = {key: value for key, value in config.parameters(declared.name).items() if key in own}
             ran = declared.function.run(exposure, *(inputs[name] for name in declared.takes), **parameters)
@@ -71,8 +93,13 @@ def _calibrated(exposure: Exposure, references: References, config: Config,
                 kept[declared.makes] = ran.made
             if declared.saves is not None and config.value(declared.name, "save_results"):
                 kept[declared.saves] = exposure
+            if observer is not None:
+                stamped = exposure if ran.made is None else ran.made
+                observer.ended(declared.name, stamped.meta.provenance[-1].status)
         elif step.applies:
             exposure = skip(exposure, step.name, step.reason)
+            if observer is not None:
+                observer.ended(step.name, SKIPPED)
     return Products(cal=exposure, background=background, **kept)
 
 
@@ -81,11 +108,13 @@ def calibrate_chunks(
     references: References,
     config: Config | None = None,
     backgrounds: Sequence[Exposure] = (),
+    observer: StepObserver | None = None,
 ) -> Iterator[Products]:
     """Yield the products of each chunk of one exposure's integrations, in order, as each is calibrated.
 
     The references are cut to the exposure and the background combined once, from the first
-    chunk, and serve every chunk; the chunks are read from ``chunks`` one at a time.
+    chunk, and serve every chunk; the chunks are read from ``chunks`` one at a time. ``observer``
+    is told as each step of each chunk starts and ends.
     """
     config = config or Config()
     prepared: References | None = None
@@ -94,7 +123,7 @@ def calibrate_chunks(
         if prepared is None:
             prepared = prepare(references, chunk, config)
             background = background_for(chunk, backgrounds, config)
-        yield _calibrated(chunk, prepared, config, background, len(backgrounds))
+        yield _calibrated(chunk, prepared, config, background, len(backgrounds), observer)
 
 
 def calibrate(
@@ -102,6 +131,8 @@ def calibrate(
     references: References,
     config: Config | None = None,
     backgrounds: Sequence[Exposure] = (),
+    observer: StepObserver | None = None,
 ) -> Products:
-    """Calibrate one exposure: background → subarray map → WCS → dark → flat → photom → resample."""
-    return next(calibrate_chunks((exposure,), references, config, backgrounds))
+    """Calibrate one exposure: background → subarray map → WCS → dark → flat → photom → resample
+    (``observer``, if given, is told as each step starts and ends)."""
+    return next(calibrate_chunks((exposure,), references, config, backgrounds, observer))

@@ -10,7 +10,7 @@ from image2.core.config import Config
 from image2.core.exposure import Exposure
 from image2.core.meta import Meta
 from image2.core.naming import product_filename
-from image2.core.pipeline import calibrate_chunks
+from image2.core.pipeline import StepObserver, calibrate_chunks
 from image2.core.references import References
 from image2.io.atomic import Staging
 from image2.io.cube_writer import CubeWriter
@@ -24,14 +24,14 @@ CHUNK_BYTES = 16 * 2**20
 
 def stage_cube(handle: ExposureFile, meta: Meta, references: References, config: Config,
                backgrounds: Sequence[Exposure], output_dir: Path, root: str, staging: Staging, *,
-               preview: bool = False) -> Exposure:
+               preview: str | None = None, observer: StepObserver | None = None) -> Exposure:
     """Calibrate the 3-D exposure of ``handle`` chunk by chunk (core's ``calibrate_chunks``), staging
     calints (and bsubints) as the chunks come; return the first chunk's calints record, whose
     metadata and provenance are those of the whole product."""
     nints, ny, nx = handle.shape
     step = max(1, CHUNK_BYTES // (ny * nx * 4))
     chunks = (handle.read(start, min(start + step, nints)).evolve(meta=meta) for start in range(0, nints, step))
-    calibrated = calibrate_chunks(chunks, references, config, backgrounds)
+    calibrated = calibrate_chunks(chunks, references, config, backgrounds, observer)
     first = next(calibrated)
     cal_name = product_filename(root, "cal", cube=True)
     bsub_name = product_filename(root, "bsub", cube=True)
@@ -47,7 +47,7 @@ def stage_cube(handle: ExposureFile, meta: Meta, references: References, config:
             if bsub_writer is not None:
                 bsub_writer.write(start, products.bsub)
             start += products.cal.nints
-    if preview:
+    if preview is not None:
         with staging.open(output_dir / (Path(cal_name).stem + ".png"), True) as png_handle:
-            png_handle.write(preview_of(first.cal, cal_name))
+            png_handle.write(preview_of(first.cal, cal_name, preview))
     return first.cal

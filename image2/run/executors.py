@@ -22,6 +22,7 @@ from typing import Any
 
 import attrs
 
+from image2.core.parallel import CORES_VARIABLE, usable_cores
 from image2.errors import Image2Error
 
 EXECUTORS = ("local", "dask")
@@ -55,13 +56,21 @@ def _die_with(parent: int) -> None:
 
 
 def worker_setup(parent: int, interruptible: bool, setup: Callable[..., object] | None = None,
-                 args: tuple = ()) -> None:
+                 args: tuple = (), cores: int = 1) -> None:
     """Start a worker process: die with its parent, leave SIGINT/SIGTERM to the parent unless
-    ``interruptible``, then run ``setup(*args)``."""
+    ``interruptible``, use ``cores`` cores (its share), load what every task needs, then run ``setup(*args)``.
+
+    The worker stays warm between tasks: its imports, asdf's extensions and the reference
+    files it read (image2.io.refs.readers) serve every later task.
+    """
     if not interruptible:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
     _die_with(parent)
+    os.environ[CORES_VARIABLE] = str(cores)
+    from image2.io.asdf_manifests import use_libyaml_for_manifests
+
+    use_libyaml_for_manifests()
     if setup is not None:
         setup(*args)
 
@@ -69,15 +78,18 @@ def worker_setup(parent: int, interruptible: bool, setup: Callable[..., object] 
 def process_pool(workers: int | None = None, setup: Callable[..., object] | None = None, args: tuple = (), *,
                  interruptible: bool = False) -> concurrent.futures.ProcessPoolExecutor:
     """Return the pool of local worker processes: ``workers`` of them (default one per core), started
-    with ``spawn`` and prepared by :func:`worker_setup`, which runs ``setup(*args)`` in each.
+    with ``spawn`` and prepared by :func:`worker_setup`, which gives each its share of the cores
+    and runs ``setup(*args)`` in it.
 
     ``interruptible`` workers take SIGINT/SIGTERM as their parent does (``image2 process``: Ctrl-C
     stops everything, each worker removing its temporary files); the others ignore them and are
     stopped by their parent (the watch daemon, which lets running items finish).
     """
+    workers = workers or usable_cores()
     return concurrent.futures.ProcessPoolExecutor(
-        max_workers=workers or os.cpu_count() or 1, mp_context=multiprocessing.get_context(START_METHOD),
-        initializer=worker_setup, initargs=(os.getpid(), interruptible, setup, args))
+        max_workers=workers, mp_context=multiprocessing.get_context(START_METHOD),
+        initializer=worker_setup, initargs=(os.getpid(), interruptible, setup, args,
+                                            max(1, usable_cores() // workers)))
 
 
 def worker_exits(executor: Executor) -> list[str]:

@@ -11,6 +11,7 @@ import attrs
 from image2.core.config import Config
 from image2.io.config_file import load_config
 from image2.io.i2d import read_output_wcs
+from image2.io.preview import ORIENTATIONS
 
 if TYPE_CHECKING:
     from image2.io.refs.selection import Choice
@@ -28,7 +29,9 @@ class RunOptions:
     overwrite: bool = False
     strict: bool = False
     save_bsub: bool = False
-    preview: bool = False
+    preview: str | None = attrs.field(default=None,
+                                      validator=attrs.validators.optional(attrs.validators.in_(ORIENTATIONS)))
+    """The quick-look PNG's orientation (one of image2.io.preview.ORIENTATIONS), or None for no quick-look."""
     allow_outside: bool = False
     crds_path: Path | None = attrs.field(default=None, converter=attrs.converters.optional(Path))
     """A CRDS cache whose rules choose the references (else $CRDS_PATH when it has rules)."""

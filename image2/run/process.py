@@ -20,8 +20,10 @@ from image2.core.pipeline import calibrate
 from image2.errors import Image2Error
 from image2.io.association import load_input
 from image2.io.atomic import Staging
+from image2.io.asdf_manifests import use_libyaml_for_manifests
 from image2.io.fits import open_exposure, read_exposure
 from image2.run.cube import stage_cube
+from image2.run.events import StepClock, report
 from image2.run.options import RunOptions, configuration
 from image2.run.publish import stage_products
 from image2.run.references import choose_references, reference_cards, skipped_steps
@@ -38,17 +40,20 @@ def _log_notes(exposure: Exposure, path: Path) -> None:
     for record in exposure.meta.provenance:
         for note in record.notes:
             level = logging.WARNING if record.status == "SKIPPED" else logging.INFO
-            log.log(level, "%s: %s", record.step, note, extra={"file": str(path), "step": record.step,
-                                                               "status": record.status})
+            log.log(level, "%s", note, extra={"file": str(path), "step": record.step, "status": record.status})
 
 
 def process_product(association: Association, product: Product, options: RunOptions,
                     source: Path | None = None) -> ProductResult:
-    """Calibrate one product of ``association`` and publish its files; failures are returned, not raised."""
+    """Calibrate one product of ``association`` and publish its files; failures are returned, not raised.
+
+    Each step is logged as it ends (image2.run.events); the outcome is the caller's to report.
+    """
     started = time.perf_counter()
     source = source or product.science[0].path
     root = product_root(product.name)
     science = product.science[0].path
+    clock = StepClock(str(source), str(science))
 
     def failed(message: str, failure: Failure) -> ProductResult:
         return ProductResult(source, root, FAILED, (), message, time.perf_counter() - started, failure)
@@ -56,7 +61,6 @@ def process_product(association: Association, product: Product, options: RunOpti
     try:
         config = configuration(options)
     except (Image2Error, OSError) as error:
-        log.error("%s", error, extra={"file": str(science)})
         return failed(str(error), Failure(FailureKind.CONFIGURATION, str(error)))
     try:
         with open_exposure(science) as handle:
@@ -73,9 +77,9 @@ def process_product(association: Association, product: Product, options: RunOpti
             with Staging(options.overwrite) as staging:
                 if handle.is_cube:
                     cal = stage_cube(handle, meta, references, config, backgrounds, options.output_dir, root,
-                                     staging, preview=options.preview)
+                                     staging, preview=options.preview, observer=clock)
                 else:
-                    products = calibrate(handle.read().evolve(meta=meta), references, config, backgrounds)
+                    products = calibrate(handle.read().evolve(meta=meta), references, config, backgrounds, clock)
                     stage_products(staging, products, options.output_dir, root, preview=options.preview,
                                    replace_companions=True,
                                    save_combined_background=config.value("bkg_subtract", "save_combined_background"))
@@ -83,16 +87,15 @@ def process_product(association: Association, product: Product, options: RunOpti
                 _log_notes(cal, science)
                 outputs = tuple(staging.publish())
     except Image2Error as error:
-        log.error("%s", error, extra={"file": str(science)})
+        clock.failed()
         return failed(str(error), failure_of(error))
     except OSError as error:  # disk full, permissions, a file vanishing: worth retrying later
-        log.error("%s: %s", science, error, extra={"file": str(science)})
+        clock.failed()
         return failed(f"{science}: {error}", failure_of(error))
     except Exception as error:  # a defect of ours must not stop the other inputs
-        log.exception("internal error", extra={"file": str(science)})
+        clock.failed()
+        log.debug("internal error", exc_info=True, extra={"file": str(science)})  # the traceback, with --log-level DEBUG
         return failed(f"{science}: internal error: {error!r}", failure_of(error))
-    for path in outputs:
-        log.info("wrote %s", path.name, extra={"file": str(science), "product": str(path)})
     return ProductResult(source, root, DONE, outputs, None, time.perf_counter() - started,
                          skipped_steps=skipped_steps(cal, plan))
 
@@ -108,11 +111,20 @@ def validate_input(path: Path) -> None:
 
 
 def process_input(path: Path | str, options: RunOptions) -> list[ProductResult]:
-    """Calibrate every product of one input file; never raises for bad input data."""
-    path = Path(path)
+    """Calibrate every product of one input file; never raises for bad input data.
+
+    Its step events (image2.run.events) end with ``("finished", path)``.
+    """
+    use_libyaml_for_manifests()  # before asdf's first use in this process; then a no-op
+    try:
+        return _products_of(Path(path), options)
+    finally:
+        report(("finished", str(path)))
+
+
+def _products_of(path: Path, options: RunOptions) -> list[ProductResult]:
     try:
         association = load_input(path, allow_outside=options.allow_outside)
     except Image2Error as error:
-        log.error("%s", error, extra={"file": str(path)})
         return [ProductResult(path, path.name, FAILED, (), str(error), 0.0, failure_of(error))]
     return [process_product(association, product, options, path) for product in association.products]

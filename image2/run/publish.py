@@ -21,12 +21,11 @@ def stage_exposure(staging: Staging, exposure: Exposure, path: Path, overwrite: 
 
 
 def stage_products(staging: Staging, products: Products, output_dir: Path, root: str, *,
-                   save_combined_background: bool = False, preview: bool | str = False,
+                   save_combined_background: bool = False, preview: str | None = None,
                    replace_companions: bool = False) -> None:
     """Stage every file of ``products`` under ``output_dir``: background, bsub, i2d, preview, cal.
 
-    ``preview``: False for none, True for a quick-look in the file's own orientation, or the orientation
-    (see image2.io.preview.ORIENTATIONS).
+    ``preview``: the quick-look's orientation (see image2.io.preview.ORIENTATIONS), or None for none.
 
     ``replace_companions`` lets the files other than the cal replace existing ones: the runner
     sets it when no cal exists, since companions without their cal are leftovers of an
@@ -47,14 +46,14 @@ def stage_products(staging: Staging, products: Products, output_dir: Path, root:
         with staging.open(i2d_path, companion) as handle:
             i2d_hdus(products.i2d, i2d_path.name).writeto(handle)
         shown, shown_name = products.i2d, i2d_path.name
-    if preview:
+    if preview is not None:
         with staging.open(output_dir / (Path(shown_name).stem + ".png"), companion) as handle:
-            handle.write(preview_of(shown, shown_name, preview if isinstance(preview, str) else "native"))
+            handle.write(preview_of(shown, shown_name, preview))
     stage_exposure(staging, products.cal, output_dir / product_filename(root, "cal", cube))
 
 
 def write_products(products: Products, output_dir: Path | str, root: str, *, overwrite: bool = False,
-                   preview: bool | str = False, save_combined_background: bool = False) -> list[Path]:
+                   preview: str | None = None, save_combined_background: bool = False) -> list[Path]:
     """Write every product of one exposure atomically and together; return the paths written.
 
     ``root`` names the files (``<root>_cal.fits``, ``<root>_i2d.fits``, ...). Existing files are

@@ -7,7 +7,9 @@ file raises ReferenceFileError naming the file and the problem (reference_files.
 
 from __future__ import annotations
 
+import functools
 import logging
+import os
 import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -441,12 +443,28 @@ READERS: Mapping[str, Callable[..., Any]] = {
 }
 """Reader of each reference type, by lower-case CRDS name."""
 
+REFERENCES_KEPT = 8
+"""Reference records kept for reuse per process: one exposure's set (up to six types) and a little more."""
+
 
 def read_reference(reftype: str, path: Path | str, source: str | None = None) -> Any:
-    """Read ``path`` as a reference of type ``reftype``; ``source`` is what R_* will record."""
-    try:
-        reader = READERS[reftype.lower()]
-    except KeyError:
+    """Read ``path`` as a reference of type ``reftype``; ``source`` is what R_* will record.
+
+    The records (immutable) of the last files read are kept and returned again while the file
+    is unchanged (same size, modification time and inode), so a warm process (a worker of
+    ``process --jobs`` or the watch daemon) reads each reference once.
+    """
+    if reftype.lower() not in READERS:
         raise ReferenceFileError(path, f"unknown reference type {reftype!r} "
                                        f"(known: {', '.join(READERS)})") from None
-    return reader(path, source)
+    try:
+        status = os.stat(path)
+    except OSError:  # the reader says what is wrong with it
+        return READERS[reftype.lower()](path, source)
+    return _read_unchanged(reftype.lower(), str(path), source, status.st_mtime_ns, status.st_size, status.st_ino)
+
+
+@functools.lru_cache(maxsize=REFERENCES_KEPT)
+def _read_unchanged(reftype: str, path: str, source: str | None, mtime_ns: int, size: int, inode: int) -> Any:
+    """The reference record of ``path`` as it was at this modification time, size and inode."""
+    return READERS[reftype](path, source)
