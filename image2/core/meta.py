@@ -124,6 +124,8 @@ class Meta:
     provenance: tuple[StepRecord, ...] = attrs.field(default=(), converter=tuple)
     cards: Mapping[str, Cards] = attrs.field(factory=dict, converter=frozen_mapping)
     tree: Mapping[str, Any] = attrs.field(factory=dict, converter=frozen_mapping)
+    family: str = "jwst"
+    """The file format the exposure came in, decided once by io: ``jwst`` or ``liger`` (Liger/IRIS L1/L2)."""
 
     def header(self, hdu: str) -> Cards:
         """Return the carried cards of ``hdu`` (empty when there are none)."""
@@ -201,8 +203,11 @@ STEP_STATUS = {
     "flat_field": "S_FLAT",
     "photom": "S_PHOTOM",
     "resample": "S_RESAMP",
+    "parse_subarrays": "S_PARSSA",
+    "sky_sub": "S_SKYSUB",
 }
-"""Status keyword of each step that writes one (parse_subarray_map has none)."""
+"""Status keyword of each step that writes one (parse_subarray_map has none; its Liger/IRIS-format
+counterpart ``parse_subarrays`` has S_PARSSA, and Liger/IRIS sky subtraction ``sky_sub`` S_SKYSUB)."""
 
 
 def is_status_keyword(keyword: str) -> bool:

@@ -227,13 +227,15 @@ class ExposureFile:
 
 
 def open_exposure(path: Path | str) -> ExposureFile:
-    """Open an exposure file for reading on demand (see :class:`ExposureFile`)."""
-    return ExposureFile(path)
+    """Open an exposure file for reading on demand (see :class:`ExposureFile`); its family decides the reader."""
+    from image2.io.liger import LigerExposureFile, is_liger_file
+
+    return LigerExposureFile(path) if is_liger_file(path) else ExposureFile(path)
 
 
 def read_exposure(path: Path | str) -> Exposure:
     """Read a whole ``_rate``/``_rateints``/``_cal``/``_calints``/``_bsub`` file into an Exposure."""
-    with ExposureFile(path) as handle:
+    with open_exposure(path) as handle:
         return handle.read()
 
 
@@ -272,7 +274,11 @@ def _plain(_inst: Any, _field: Any, value: Any) -> Any:
 
 
 def exposure_hdus(exposure: Exposure, filename: str) -> fits.HDUList:
-    """Return the HDUList of ``exposure`` in the JWST layout, stamped with ``filename`` and the time."""
+    """Return the HDUList of ``exposure`` in its family's layout, stamped with ``filename`` and the time."""
+    if exposure.meta.family == "liger":
+        from image2.io.liger import liger_hdus
+
+        return liger_hdus(exposure, filename)
     meta = exposure.meta
     now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3]
     primary = fits.PrimaryHDU(header=to_header(merged_cards(meta, "PRIMARY", {
