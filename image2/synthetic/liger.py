@@ -3,13 +3,14 @@
 Science frames are a field of stars and galaxies on a sky with a gradient, seen through the
 flat, plus dark current, with Poisson and read noise, in e-/s; ERR is their 1-σ noise. A full
 frame read while subarrays were read concurrently has 0 inside them and a SUBARR_MAP with
-their ids. Only arrays are made here: the demo writes them in image2's Liger layout, the
-parity tests through the Liger pipeline's own datamodels.
+their ids. The Liger demo writes them in the Liger/IRIS layout (:func:`write_liger_file`),
+the parity tests through the Liger pipeline's own datamodels.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -17,6 +18,7 @@ import attrs
 import numpy as np
 from astropy.io import fits
 
+from image2.synthetic.demo import Demo
 from image2.synthetic.scene import observe, random_sources, render
 
 EXPTIME = 60.0
@@ -154,3 +156,25 @@ def write_liger_file(path: Path, arrays: dict[str, np.ndarray], keywords: dict[s
     path.parent.mkdir(parents=True, exist_ok=True)
     fits.HDUList(hdus).writeto(path, overwrite=True)
     return path
+
+
+def build_demo(folder: Path) -> Demo:
+    """Write a Liger demo under ``folder``: a 2048² science frame read with two concurrent subarrays
+    (SUBARR_MAP), two SKY frames, a dark and a flat, and a Liger-form association of them."""
+    shape = (2048, 2048)
+    inputs, references = folder / "inputs", folder / "references"
+    dark, flat = dark_arrays(shape), flat_arrays(shape)
+    write_liger_file(references / "Liger_IMG_DARK_20241017000000_0.0.1.fits", dark, reference_keywords("dark"))
+    write_liger_file(references / "Liger_IMG_FLAT_20241017000000_0.0.1.fits", flat, reference_keywords("flat"))
+    frames = []
+    for number, (imtype, level, seed, stars) in enumerate(
+            (("SCI", 40.0, 11, 150), ("SKY", 42.0, 101, 0), ("SKY", 38.0, 111, 0)), start=1):
+        concurrent = (Region(201, 301, 128, 96), Region(1501, 1101, 256, 256)) if imtype == "SCI" else ()
+        arrays = frame_arrays(shape, seed=seed, sky=level, dark=dark["data"], flat=flat["data"], stars=stars,
+                              galaxies=stars // 5, concurrent=concurrent)
+        name = f"2024B-P001-001_Liger_IMG_{imtype}_LVL1_{number:04d}.fits"
+        keywords = frame_keywords(imtype=imtype, number=number, jd_start=2460600.75 + number / 1440)
+        frames.append(write_liger_file(inputs / name, arrays, keywords))
+    association = inputs / "liger_asn.json"
+    association.write_text(json.dumps({"SCI": [frames[0].name], "SKY": [f.name for f in frames[1:]]}, indent=1))
+    return Demo(association, references, tuple(frames))
