@@ -68,7 +68,7 @@ def run_image2(sci: str, sky1: str, sky2: str, dark: str, flat: str, output: str
     from image2.io.reference_readers import read_reference
 
     references = References(dark=read_reference("dark", dark), flat=read_reference("flat", flat))
-    products = calibrate_liger([read_exposure(sci)], references, [read_exposure(sky1), read_exposure(sky2)])
+    products = calibrate_liger([read_exposure(sci)], references, (read_exposure(path) for path in (sky1, sky2)))
     write_exposure(products.science[0], output, overwrite=True)
 
 

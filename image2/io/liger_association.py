@@ -9,7 +9,7 @@ gets the sky the Liger pipeline would subtract from it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,7 @@ def is_liger_form(data: Any) -> bool:
     return isinstance(data, Mapping) and "SCI" in data and "products" not in data
 
 
-def liger_association(path: Path, data: Mapping[str, Any], resolve: Any) -> Association:
+def liger_association(path: Path, data: Mapping[str, Any], resolve: Callable[[Path, str, Any], Path]) -> Association:
     """Return the Association of a Liger-form mapping read from ``path``.
 
     ``resolve(path, product, expname)`` turns a listed file into a path (image2's member rule:

@@ -8,7 +8,8 @@ Liger has neither photom nor resample.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import itertools
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -49,21 +50,26 @@ def finish_frame(exposure: Exposure, background: SkyBackground | None, *, subtra
     return exposure.evolve(meta=exposure.meta.with_cards("PRIMARY", {"DATALVL": DATA_LEVEL}))
 
 
-def calibrate_liger(science: Sequence[Exposure], references: References, sky: Sequence[Exposure] = (), *,
+def calibrate_liger(science: Sequence[Exposure], references: References, sky: Iterable[Exposure] = (), *,
                     subtract_background: bool = True, sky_parameters: Mapping[str, Any] | None = None) -> LigerProducts:
     """Calibrate the science frames of one Liger/IRIS association, with its SKY frames if any.
 
     ``references`` (dark, flat) apply to every frame, each cut to the frame's subarray.
-    ``sky_parameters`` are :func:`~image2.core.liger.sky.sky_background`'s (box_size, ...).
-    Without ``subtract_background`` the sky is neither computed nor subtracted (S_SKYSUB SKIPPED).
+    ``sky`` may be a generator (e.g. of files being read): each SKY frame is then held only
+    while its own sky is estimated. ``sky_parameters`` are
+    :func:`~image2.core.liger.sky.sky_background`'s (box_size, ...). Without
+    ``subtract_background`` the sky is neither computed nor subtracted (S_SKYSUB SKIPPED).
     """
     frames = [calibrate_frame(frame, references) for frame in science]
     background = None
     if subtract_background:
-        if sky:
-            background = sky_background([calibrate_frame(frame, references) for frame in sky], source="SKY",
-                                        **dict(sky_parameters or {}))
+        parameters = dict(sky_parameters or {})
+        sky = iter(sky)
+        first = next(sky, None)
+        if first is not None:
+            background = sky_background((calibrate_frame(frame, references) for frame in itertools.chain([first], sky)),
+                                        source="SKY", **parameters)
         else:
-            background = sky_background(frames, source="science", **dict(sky_parameters or {}))
+            background = sky_background(frames, source="science", **parameters)
     return LigerProducts([finish_frame(frame, background, subtract_background=subtract_background)
                           for frame in frames], background)

@@ -20,7 +20,7 @@ the telescope need not be Keck or TMT (Liger needs it only to size a box it is g
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterable
 
 import attrs
 import numpy as np
@@ -55,10 +55,13 @@ class SkyBackground:
 
 
 def biweight_location(values: np.ndarray, c: float = 6.0, axis: int | None = None) -> np.ndarray:
-    """Liger's biweight location (NaN ignored): the median when the MAD is 0 or not finite."""
-    x = np.asarray(values, np.float64)
+    """Liger's biweight location (NaN ignored): the median when the MAD is 0 or not finite.
+
+    ``axis=None`` takes the whole array (a frame's sky level) in float64, a million values at a time.
+    """
     if axis is None:
-        x, axis = x.ravel(), 0
+        return _whole_biweight_location(values, c)
+    x = np.asarray(values, np.float64)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns give NaN, as in Liger
         median = np.nanmedian(x, axis=axis)
@@ -73,6 +76,27 @@ def biweight_location(values: np.ndarray, c: float = 6.0, axis: int | None = Non
             location = median + numerator / denominator
     keep_median = (mad == 0) | ~np.isfinite(mad) | (denominator == 0)
     return np.where(keep_median, median, location)
+
+
+def _whole_biweight_location(values: np.ndarray, c: float, block: int = 1 << 20) -> float:
+    deviation = np.array(values, dtype=np.float64).ravel()  # always a copy: it is shifted in place
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        median = float(np.nanmedian(deviation))
+        deviation -= median
+        mad = float(np.nanmedian(np.abs(deviation)))
+    if mad == 0 or not np.isfinite(mad):
+        return median
+    numerator = denominator = 0.0
+    for start in range(0, deviation.size, block):
+        d = deviation[start:start + block]
+        with np.errstate(invalid="ignore"):
+            u = d / (c * mad)
+            inside = np.abs(u) < 1
+        weight = np.square(1 - np.square(u[inside]))
+        numerator += float(np.dot(d[inside], weight))
+        denominator += float(weight.sum())
+    return median if denominator == 0 else median + numerator / denominator
 
 
 def biweight_midvariance(values: np.ndarray, location: np.ndarray, c: float = 9.0, axis: int = 0) -> np.ndarray:
@@ -123,24 +147,37 @@ def clipped_mask(values: np.ndarray, mask: np.ndarray, *, sigma_low: float = COM
     return mask.reshape(shape)
 
 
-def measured_error(values: np.ndarray, errors: np.ndarray, good: np.ndarray) -> np.ndarray:
+def measured_error(values: np.ndarray, errors: np.ndarray, good: np.ndarray, rows: int = 128) -> np.ndarray:
     """Per pixel, Liger's error of the combined frames: the RMS-weighted spread of the good values / √(n−1).
 
     ``good`` marks frames with DQ 0 there. One good frame: its own error; none: NaN. A good
     value that clipping turned into NaN makes the weighted mean NaN and the result 0, as in Liger.
+    Computed ``rows`` image rows at a time to bound the float64 temporaries.
     """
+    result = np.empty(values.shape[1:], np.float32)
+    for start in range(0, values.shape[1], rows):
+        band = slice(start, start + rows)
+        result[band] = _measured_error(values[:, band], errors[:, band], good[:, band])
+    return result
+
+
+def _measured_error(values: np.ndarray, errors: np.ndarray, good: np.ndarray) -> np.ndarray:
     x = values.astype(np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
         weight = np.where(good, 1.0 / np.square(errors.astype(np.float64)), 0.0)
-        weight = weight / np.nansum(weight, axis=0)
+        weight /= np.nansum(weight, axis=0)
         mean = np.where(good, x * weight, 0.0).sum(axis=0)
-        spread = np.nansum(np.where(good, np.square(x - mean) * weight, 0.0), axis=0)
-        bias = 1.0 - np.nansum(np.where(good, weight * weight, 0.0), axis=0)
+        x -= mean
+        np.square(x, out=x)
+        x *= weight
+        spread = np.nansum(np.where(good, x, 0.0), axis=0)
+        np.square(weight, out=weight)
+        bias = 1.0 - np.nansum(np.where(good, weight, 0.0), axis=0)
         count = good.sum(axis=0)
         result = np.sqrt(spread / bias) / np.sqrt(count - 1)
     single = np.take_along_axis(errors, np.argmax(good, axis=0)[np.newaxis], axis=0)[0]
     result = np.where(count == 1, single, result)
-    return np.where(count == 0, np.nan, result).astype(np.float32)
+    return np.where(count == 0, np.nan, result)
 
 
 def frame_sky(image: np.ndarray, mask: np.ndarray, *, box_size: int | tuple[int, int], filter_size: tuple[int, int],
@@ -160,29 +197,34 @@ def frame_sky(image: np.ndarray, mask: np.ndarray, *, box_size: int | tuple[int,
         return sky.background, sky.background_rms
 
 
-def sky_background(frames: Sequence[Exposure], *, source: str = "science", box_size: int | tuple[int, int] = 101,
+def sky_background(frames: Iterable[Exposure], *, source: str = "science", box_size: int | tuple[int, int] = 101,
                    filter_size: tuple[int, int] = (3, 3), sigma_low: float = 6.0, sigma_high: float = 2.0,
                    maxiters: int = 100) -> SkyBackground:
-    """Return the combined, scaled sky of ``frames`` (dark- and flat-corrected, all of one shape)."""
-    if not frames:
-        raise StepError(STEP, "no frames to estimate the sky from")
-    shapes = {frame.shape for frame in frames}
-    if len(shapes) != 1 or any(frame.is_cube for frame in frames):
-        raise StepError(STEP, f"the {source} frames must be 2-D and of one shape, not {sorted(shapes)}")
-    dq = np.stack([frame.dq for frame in frames])
-    skies, rms = [], []
-    for frame, flags in zip(frames, dq):
-        sky, sky_rms = frame_sky(frame.sci, flags > 0, box_size=box_size, filter_size=filter_size,
+    """Return the combined, scaled sky of ``frames`` (dark- and flat-corrected, 2-D, all of one shape).
+
+    ``frames`` is consumed once, so a generator lets each frame go once its sky is known.
+    """
+    skies, rms, flags = [], [], []
+    for frame in frames:
+        if frame.is_cube or (flags and frame.shape != flags[0].shape):
+            raise StepError(STEP, f"the {source} frames must be 2-D and of one shape; got {frame.sci.shape} "
+                                  f"after {flags[0].shape if flags else 'none'}")
+        sky, sky_rms = frame_sky(frame.sci, frame.dq > 0, box_size=box_size, filter_size=filter_size,
                                  sigma_low=sigma_low, sigma_high=sigma_high, maxiters=maxiters)
         skies.append(sky)
         rms.append(sky_rms)
-    levels = [float(biweight_location(sky)) for sky in skies]
+        flags.append(frame.dq)
+    if not skies:
+        raise StepError(STEP, "no frames to estimate the sky from")
+    levels = [biweight_location(sky) for sky in skies]
     scales = np.asarray(levels) / np.mean(levels)
     data = np.stack([np.multiply(sky, np.float32(s), dtype=np.float32) for sky, s in zip(skies, scales)])
+    del skies
     err = np.stack([np.multiply(r, np.float32(s), dtype=np.float32) for r, s in zip(rms, scales)])
-    del skies, rms
-    masked = clipped_mask(data, dq > 0)
-    data[masked] = np.nan
+    del rms
+    dq = np.stack(flags)
+    del flags
+    data[clipped_mask(data, dq > 0)] = np.nan
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # pixels flagged in every frame: NaN
         combined = np.nanmean(data, axis=0)
