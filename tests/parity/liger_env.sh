@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Build the Liger/IRIS reference environment for the parity tier (test-only, never imported by image2).
 # Usage, from the repository root: tests/parity/liger_env.sh [VENDOR_DIR]  (default: ../shared/vendor)
-# Creates, in the current directory, .venv-liger (Python 3.12 from pyenv) and an editable install of liger_iris_pipeline 3d0ac2e
-# unpacked into .liger-src/; tests find it through IMAGE2_LIGER_PYTHON=$PWD/.venv-liger/bin/python.
+# Creates, in the current directory, .venv-liger (Python 3.12 from pyenv) with the vendor's pinned
+# requirements and an editable install of liger_iris_pipeline 3d0ac2e unpacked into .liger-src/;
+# tests find it through IMAGE2_LIGER_PYTHON=$PWD/.venv-liger/bin/python.
 set -euo pipefail
 vendor="${1:-../shared/vendor}"
 python312="$(ls -d "$(pyenv root)"/versions/3.12*/bin/python3.12 | sort -V | tail -n 1)"
