@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING
 
 import attrs
 
@@ -13,7 +14,10 @@ from image2.core.plan import PlannedStep, is_tso, plan_steps
 from image2.core.provenance import skip
 from image2.core.references import REFTYPES, References
 from image2.core.resample import Resampled
-from image2.core.steps import configured_names, family_of, preparations, steps_for
+
+if TYPE_CHECKING:
+    from image2.core.liger.sky import SkyBackground
+from image2.core.steps import LIGER_FORMAT, configured_names, declaration, family_of, preparations, steps_for
 
 
 @attrs.frozen
@@ -23,7 +27,7 @@ class Products:
     cal: Exposure
     i2d: Resampled | None = None
     bsub: Exposure | None = None
-    background: CombinedBackground | None = None
+    background: CombinedBackground | SkyBackground | None = None
 
 
 def plan(exposure: Exposure, references: References, config: Config, n_background: int = 0) -> tuple[PlannedStep, ...]:
@@ -47,20 +51,38 @@ def prepare(references: References, exposure: Exposure, config: Config | None = 
     return attrs.evolve(references, **cut)
 
 
-def background_for(exposure: Exposure, backgrounds: Sequence[Exposure], config: Config) -> CombinedBackground | None:
-    """Return the combined background to subtract, or None when background subtraction does not run."""
+def background_for(exposure: Exposure, backgrounds: Sequence[Exposure], config: Config,
+                   references: References | None = None) -> CombinedBackground | SkyBackground | None:
+    """Return the combined background to subtract, or None when background subtraction does not run.
+
+    Liger/IRIS format: the sky of the background members, else of the exposure itself, each
+    first calibrated by the steps before sky_sub with ``references`` cut to it (as Liger's
+    ImagerStage2Pipeline estimates the sky after dark and flat).
+    """
+    if family_of(exposure.meta) == LIGER_FORMAT:
+        if config.skipped("sky_sub"):
+            return None
+        references = references or References()
+        frames = (_calibrated(frame, prepare(references, frame, config), config, None, 0, until="sky_sub").cal
+                  for frame in (backgrounds or (exposure,)))
+        estimate = declaration("sky_sub", LIGER_FORMAT).configured
+        return estimate(frames, "background" if backgrounds else "science", **config.parameters("sky_sub"))
     if not backgrounds or is_tso(exposure.meta) or config.skipped("bkg_subtract"):
         return None
     return combine_backgrounds(exposure, backgrounds, **config.parameters("bkg_subtract"))
 
 
 def _calibrated(exposure: Exposure, references: References, config: Config,
-                background: CombinedBackground | None, n_background: int) -> Products:
-    """Run the planned steps on ``exposure`` (all integrations or a chunk of them) with prepared inputs."""
+                background: CombinedBackground | SkyBackground | None, n_background: int,
+                until: str | None = None) -> Products:
+    """Run the planned steps on ``exposure`` (all integrations or a chunk of them) with prepared inputs,
+    up to step ``until`` (all of them when None)."""
     inputs = {"background": background, **{reftype: getattr(references, reftype) for reftype in REFTYPES}}
     planned = {step.name: step for step in plan(exposure, references, config, n_background)}
     kept: dict[str, object] = {}
     for declared in steps_for(family_of(exposure.meta)):
+        if declared.name == until:
+            break
         step = planned[declared.name]
         if step.runs:
             own = () if declared.parameters_of else configured_names(declared)
@@ -93,7 +115,7 @@ def calibrate_chunks(
     for chunk in chunks:
         if prepared is None:
             prepared = prepare(references, chunk, config)
-            background = background_for(chunk, backgrounds, config)
+            background = background_for(chunk, backgrounds, config, references)
         yield _calibrated(chunk, prepared, config, background, len(backgrounds))
 
 
@@ -103,5 +125,6 @@ def calibrate(
     config: Config | None = None,
     backgrounds: Sequence[Exposure] = (),
 ) -> Products:
-    """Calibrate one exposure: background → subarray map → WCS → dark → flat → photom → resample."""
+    """Calibrate one exposure: background → subarray map → WCS → dark → flat → photom → resample (the
+    Liger/IRIS format: subarray map → WCS → dark → flat → sky)."""
     return next(calibrate_chunks((exposure,), references, config, backgrounds))

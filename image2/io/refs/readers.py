@@ -443,7 +443,15 @@ READERS: Mapping[str, Callable[..., Any]] = {
 
 
 def read_reference(reftype: str, path: Path | str, source: str | None = None) -> Any:
-    """Read ``path`` as a reference of type ``reftype``; ``source`` is what R_* will record."""
+    """Read ``path`` as a reference of type ``reftype``; ``source`` is what R_* will record.
+
+    A dark or flat in the Liger/IRIS layout (DATA extension) is read by its own reader.
+    """
+    from image2.io.refs.liger import READERS as LIGER_READERS
+    from image2.io.refs.liger import is_liger_reference
+
+    if reftype.lower() in LIGER_READERS and is_liger_reference(path):
+        return LIGER_READERS[reftype.lower()](path, source)
     try:
         reader = READERS[reftype.lower()]
     except KeyError:
