@@ -24,6 +24,12 @@ if TYPE_CHECKING:
     from image2.core.exposure import Exposure as Exposure
     from image2.core.exposure import stack_integrations as stack_integrations
     from image2.core.flat_field import flat_field as flat_field
+    from image2.core.liger.dark import subtract_dark as subtract_dark
+    from image2.core.liger.flat import apply_flat as apply_flat
+    from image2.core.liger.sky import sky_background as sky_background
+    from image2.core.liger.sky import subtract_sky as subtract_sky
+    from image2.core.liger.subarray_map import parse_subarrays as parse_subarrays
+    from image2.core.liger.wcs import assign_header_wcs as assign_header_wcs
     from image2.core.meta import Meta as Meta
     from image2.core.parse_subarray_map import parse_subarray_map as parse_subarray_map
     from image2.core.photom import photom as photom
@@ -61,6 +67,8 @@ __all__ = [
     # the pipeline and its steps (pure functions)
     "calibrate", "calibrate_chunks", "plan", "combine_backgrounds", "bkg_subtract", "parse_subarray_map",
     "assign_wcs", "dark_current", "flat_field", "photom", "resample",
+    # their Liger/IRIS-format variants
+    "parse_subarrays", "assign_header_wcs", "subtract_dark", "apply_flat", "sky_background", "subtract_sky",
     # files
     "read_exposure", "open_exposure", "write_exposure", "read_i2d", "write_i2d", "load_association",
     "load_input", "load_config", "read_reference", "ReferenceStore", "resolve_references",

@@ -16,12 +16,13 @@ from image2.core.config import Config, ConfigError, build_config, defaults, pars
 def test_defaults_cover_every_step_with_the_spec_values():
     table = defaults()
     assert list(table) == ["bkg_subtract", "parse_subarray_map", "assign_wcs", "dark_current", "flat_field",
-                           "photom", "resample"]
+                           "sky_sub", "photom", "resample"]
     assert all(params["skip"] is False for params in table.values())
     assert table["bkg_subtract"]["sigma"] == 3.0 and table["bkg_subtract"]["maxiters"] is None
     assert table["bkg_subtract"]["save_results"] is False
     assert table["assign_wcs"]["sip_max_pix_error"] == 0.01 and table["assign_wcs"]["sip_npoints"] == 12
     assert table["flat_field"]["inverse"] is False
+    assert table["sky_sub"]["box_size"] == 101 and table["sky_sub"]["filter_size"] == (3, 3)  # Liger's
     assert table["photom"]["apply_time_correction"] is True
     resample = table["resample"]
     assert (resample["pixfrac"], resample["kernel"], resample["weight_type"]) == (1.0, "square", "ivm")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 from pathlib import Path
 
+import attrs
 import numpy as np
 import pytest
 
@@ -20,6 +21,7 @@ from image2.core.references import REFTYPES, FlatReference, References
 from image2.core.steps import (
     JWST,
     LIGER,
+    LIGER_FORMAT,
     OPTIONAL,
     STEPS,
     Step,
@@ -68,15 +70,29 @@ def test_every_declaration_names_a_decorated_function_taking_its_inputs():
 
 def test_each_family_runs_every_step_once_in_one_order():
     order = ("bkg_subtract", "parse_subarray_map", "assign_wcs", "dark_current", "flat_field", "photom", "resample")
-    assert step_names() == order
+    assert step_names() == (*order[:5], "sky_sub", *order[5:])
     for family in (JWST, LIGER):
         assert tuple(declared.name for declared in steps_for(family)) == order
+    assert tuple(declared.name for declared in steps_for(LIGER_FORMAT)) == (*order[:5], "sky_sub", "resample")
     assert declaration("dark_current", LIGER).family == LIGER and declaration("flat_field", LIGER).family is None
     assert family_of(meta("IRIS")) == LIGER and family_of(meta("NIRCAM")) == JWST
+    assert family_of(attrs.evolve(meta("IRIS"), layout="liger")) == LIGER_FORMAT
+
+
+def test_the_liger_format_declares_its_own_steps_and_status_keywords():
+    assert [declared.status for declared in steps_for(LIGER_FORMAT)] == [
+        "S_BKDSUB", "S_PARSSA", "S_WCS", "S_DARK", "S_FLAT", "S_SKYSUB", "S_RESAMP"]
+    assert all(declaration(name, LIGER_FORMAT).family == LIGER_FORMAT
+               for name in ("parse_subarray_map", "assign_wcs", "dark_current", "flat_field", "sky_sub"))
+    liger = attrs.evolve(meta("Liger", "SCI"), layout="liger")
+    planned = {s.name: s for s in plan_steps(liger, cube=False, n_background=2)}
+    assert not planned["bkg_subtract"].applies and "sky_sub" in planned["bkg_subtract"].reason
+    assert planned["sky_sub"].runs and planned["sky_sub"].reason == "sky from 2 background member(s)"
+    assert needed_reftypes(liger) == ("dark", "flat") and required_reftypes(liger) == ("flat",)
 
 
 def test_status_keywords_and_reference_order_come_from_the_declarations():
-    assert [status_keyword(name) for name in step_names()] == [
+    assert [status_keyword(declared.name) for declared in steps_for(JWST)] == [
         "S_BKDSUB", None, "S_WCS", "S_DARK", "S_FLAT", "S_PHOTOM", "S_RESAMP"]
     assert reftype_order() == ("distortion", "filteroffset", "dark", "flat", "photom", "area")
 

@@ -1,4 +1,4 @@
-"""``image2 demo``: build a realistic synthetic NIRCam dataset and calibrate it end to end."""
+"""``image2 demo``: build a realistic synthetic dataset (NIRCam, or Liger) and calibrate it end to end."""
 
 from __future__ import annotations
 
@@ -7,18 +7,29 @@ from pathlib import Path
 
 import click
 
+STEPS = {"nircam": "background, assign_wcs, flat_field, photom, resample",
+         "liger": "parse_subarray_map, dark_current, flat_field, sky_sub (photutils), assign_wcs"}
+"""What each demo calibrates, in words."""
+
 
 @click.command()
 @click.argument("folder", required=False, default="image2-demo", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--instrument", type=click.Choice(sorted(STEPS)), default="nircam", show_default=True,
+              help="nircam: a full-frame field with two background exposures; liger: a Liger frame read with "
+                   "two concurrent subarrays, two SKY frames, a dark and a flat (needs image2[liger]).")
 @click.pass_context
-def demo(ctx: click.Context, folder: Path) -> None:
-    """Make a NIRCam full-frame field with two background exposures and calibrate it into FOLDER."""
+def demo(ctx: click.Context, folder: Path, instrument: str) -> None:
+    """Make a synthetic field (NIRCam by default) with its references and calibrate it into FOLDER."""
     from image2.run.options import RunOptions
     from image2.run.process import process_input
-    from image2.synthetic.demo import build
+
+    if instrument == "liger":
+        from image2.synthetic.liger import build_demo as build
+    else:
+        from image2.synthetic.demo import build
 
     started = time.perf_counter()
-    click.echo(f"building the demo dataset in {folder}/ ...")
+    click.echo(f"building the {instrument} demo dataset in {folder}/ ...")
     dataset = build(folder)
     built = time.perf_counter() - started
     click.echo(f"  inputs: {', '.join(p.name for p in dataset.inputs)}, {dataset.association.name}")
@@ -26,7 +37,7 @@ def demo(ctx: click.Context, folder: Path) -> None:
                f"in {built:.1f} s")
     options = RunOptions(output_dir=folder / "products", reference_dirs=(dataset.references,), overwrite=True,
                          preview="native")
-    click.echo("calibrating: background, assign_wcs, flat_field, photom, resample ...")
+    click.echo(f"calibrating: {STEPS[instrument]} ...")
     results = process_input(dataset.association, options)
     for result in results:
         if result.status != "done":

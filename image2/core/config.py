@@ -80,6 +80,8 @@ def _coerce(step: str, name: str, value: Any, default: Any) -> Any:
         return value
     elif isinstance(default, str) and isinstance(value, str):
         return value
+    elif isinstance(default, tuple) and isinstance(value, (list, tuple)):
+        return tuple(value)
     elif not isinstance(default, (bool, int, float, str)):
         return value
     raise ConfigError(f"{step}.{name} = {value!r}: expected a {type(default).__name__}")

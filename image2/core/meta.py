@@ -124,6 +124,9 @@ class Meta:
     provenance: tuple[StepRecord, ...] = attrs.field(default=(), converter=tuple)
     cards: Mapping[str, Cards] = attrs.field(factory=dict, converter=frozen_mapping)
     tree: Mapping[str, Any] = attrs.field(factory=dict, converter=frozen_mapping)
+    layout: str = "jwst"
+    """The file layout the exposure came in, decided once by io from the file: ``jwst``, or ``liger``
+    (the Liger/IRIS L1/L2 format); it decides the instrument family (``image2.core.steps.family_of``)."""
 
     def header(self, hdu: str) -> Cards:
         """Return the carried cards of ``hdu`` (empty when there are none)."""

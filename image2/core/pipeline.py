@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import attrs
 
@@ -14,7 +14,10 @@ from image2.core.plan import PlannedStep, is_tso, plan_steps
 from image2.core.provenance import SKIPPED, skip
 from image2.core.references import REFTYPES, References
 from image2.core.resample import Resampled
-from image2.core.steps import configured_names, family_of, preparations, steps_for
+
+if TYPE_CHECKING:
+    from image2.core.liger.sky import SkyBackground
+from image2.core.steps import LIGER_FORMAT, configured_names, declaration, family_of, preparations, steps_for
 
 
 @attrs.frozen
@@ -24,7 +27,7 @@ class Products:
     cal: Exposure
     i2d: Resampled | None = None
     bsub: Exposure | None = None
-    background: CombinedBackground | None = None
+    background: CombinedBackground | SkyBackground | None = None
 
 
 class StepObserver(Protocol):
@@ -62,22 +65,38 @@ def prepare(references: References, exposure: Exposure, config: Config | None = 
     return attrs.evolve(references, **cut)
 
 
-def background_for(exposure: Exposure, backgrounds: Sequence[Exposure], config: Config) -> CombinedBackground | None:
-    """Return the combined background to subtract, or None when background subtraction does not run."""
+def background_for(exposure: Exposure, backgrounds: Sequence[Exposure], config: Config,
+                   references: References | None = None) -> CombinedBackground | SkyBackground | None:
+    """Return the combined background to subtract, or None when background subtraction does not run.
+
+    Liger/IRIS format: the sky of the background members, else of the exposure itself, each
+    first calibrated by the steps before sky_sub with ``references`` cut to it (as Liger's
+    ImagerStage2Pipeline estimates the sky after dark and flat).
+    """
+    if family_of(exposure.meta) == LIGER_FORMAT:
+        if config.skipped("sky_sub"):
+            return None
+        references = references or References()
+        frames = (_calibrated(frame, prepare(references, frame, config), config, None, 0, until="sky_sub").cal
+                  for frame in (backgrounds or (exposure,)))
+        estimate = declaration("sky_sub", LIGER_FORMAT).configured
+        return estimate(frames, "background" if backgrounds else "science", **config.parameters("sky_sub"))
     if not backgrounds or is_tso(exposure.meta) or config.skipped("bkg_subtract"):
         return None
     return combine_backgrounds(exposure, backgrounds, **config.parameters("bkg_subtract"))
 
 
 def _calibrated(exposure: Exposure, references: References, config: Config,
-                background: CombinedBackground | None, n_background: int,
-                observer: StepObserver | None) -> Products:
+                background: CombinedBackground | SkyBackground | None, n_background: int,
+                observer: StepObserver | None = None, until: str | None = None) -> Products:
     """Run the planned steps on ``exposure`` (all integrations or a chunk of them) with prepared inputs,
-    telling ``observer`` as each starts and ends."""
+    up to step ``until`` (all of them when None), telling ``observer`` as each starts and ends."""
     inputs = {"background": background, **{reftype: getattr(references, reftype) for reftype in REFTYPES}}
     planned = {step.name: step for step in plan(exposure, references, config, n_background)}
     kept: dict[str, object] = {}
     declarations = steps_for(family_of(exposure.meta))
+    if until is not None:
+        declarations = declarations[:[declared.name for declared in declarations].index(until)]
     if observer is not None:
         observer.planned([declared.name for declared in declarations if planned[declared.name].applies])
     for declared in declarations:
@@ -122,7 +141,7 @@ def calibrate_chunks(
     for chunk in chunks:
         if prepared is None:
             prepared = prepare(references, chunk, config)
-            background = background_for(chunk, backgrounds, config)
+            background = background_for(chunk, backgrounds, config, references)
         yield _calibrated(chunk, prepared, config, background, len(backgrounds), observer)
 
 
@@ -133,6 +152,7 @@ def calibrate(
     backgrounds: Sequence[Exposure] = (),
     observer: StepObserver | None = None,
 ) -> Products:
-    """Calibrate one exposure: background → subarray map → WCS → dark → flat → photom → resample
-    (``observer``, if given, is told as each step starts and ends)."""
+    """Calibrate one exposure: background → subarray map → WCS → dark → flat → photom → resample (the
+    Liger/IRIS format: subarray map → WCS → dark → flat → sky); ``observer``, if given, is told as each
+    step starts and ends."""
     return next(calibrate_chunks((exposure,), references, config, backgrounds, observer))

@@ -22,8 +22,9 @@ import attrs
 if TYPE_CHECKING:
     from image2.core.meta import Meta
 
-JWST, LIGER = "jwst", "liger"
-"""The instrument families: JWST imagers, and the Liger/IRIS imagers."""
+JWST, LIGER, LIGER_FORMAT = "jwst", "liger", "liger_format"
+"""The instrument families: JWST imagers; Liger/IRIS imagers in the JWST layout (the spec's steps); and
+Liger/IRIS exposures in their own format, calibrated as liger_iris_pipeline's ImagerStage2Pipeline does."""
 
 LIGER_INSTRUMENTS = frozenset({"IRIS", "LIGER"})
 RESAMPLED_EXP_TYPES = frozenset({"NRC_IMAGE", "NIS_IMAGE", "MIR_IMAGE", "FGS_IMAGE"})
@@ -35,7 +36,10 @@ only used when given explicitly)."""
 
 
 def family_of(meta: Meta) -> str:
-    """Return the instrument family of an exposure: LIGER for Liger and IRIS, JWST otherwise."""
+    """Return the instrument family of an exposure: LIGER_FORMAT for a file in the Liger/IRIS layout (io
+    decides it once, ``meta.layout``), LIGER for Liger and IRIS in the JWST layout, JWST otherwise."""
+    if meta.layout == "liger":
+        return LIGER_FORMAT
     return LIGER if (meta.instrument.name or "").upper() in LIGER_INSTRUMENTS else JWST
 
 
@@ -83,6 +87,8 @@ def _always(situation: Situation) -> tuple[bool, str]:
 
 
 def _with_background(situation: Situation) -> tuple[bool, str]:
+    if family_of(situation.meta) == LIGER_FORMAT:
+        return False, "Liger/IRIS format: sky_sub subtracts the sky after flat_field"
     n = situation.n_background
     return (True, f"{n} background member(s)") if n else (False, "no background members")
 
@@ -101,6 +107,11 @@ def _with_dark(situation: Situation) -> tuple[bool, str]:
 
 def _dark_always(situation: Situation) -> tuple[bool, str]:
     return True, "rate-level dark supplied" if "dark" in situation.supplied else "Liger/IRIS exposure"
+
+
+def _sky_source(situation: Situation) -> tuple[bool, str]:
+    n = situation.n_background
+    return True, f"sky from {n} background member(s)" if n else "sky from the frame itself"
 
 
 def _resampled(situation: Situation) -> tuple[bool, str]:
@@ -176,6 +187,7 @@ def resolve(path: str) -> Callable[..., Any]:
 
 
 _CORE = "image2.core"
+_LIGER = "image2.core.liger"
 
 STEPS: tuple[Step, ...] = (
     Step("bkg_subtract", f"{_CORE}.background:bkg_subtract", status="S_BKDSUB", takes=("background",),
@@ -185,18 +197,26 @@ STEPS: tuple[Step, ...] = (
          aliases=("backgroundstep", "background")),
     Step("parse_subarray_map", f"{_CORE}.parse_subarray_map:parse_subarray_map", applies=_with_subarray_map,
          aliases=("parsesubarraymapstep",)),
+    Step("parse_subarray_map", f"{_LIGER}.subarray_map:parse_subarrays", status="S_PARSSA", family=LIGER_FORMAT),
     Step("assign_wcs", f"{_CORE}.assign_wcs:assign_wcs", status="S_WCS", family=JWST,
          references=(Uses("distortion"), Uses("filteroffset", instruments={"NIRISS": OPTIONAL, "FGS": UNUSED})),
          aliases=("assignwcsstep",)),
     Step("assign_wcs", f"{_CORE}.assign_wcs:assign_wcs", status="S_WCS", family=LIGER,
          references=(Uses("distortion", OPTIONAL), Uses("filteroffset", UNUSED))),
+    Step("assign_wcs", f"{_LIGER}.wcs:assign_header_wcs", status="S_WCS", family=LIGER_FORMAT),
     Step("dark_current", f"{_CORE}.dark_current:dark_current", status="S_DARK", family=JWST,
          references=(Uses("dark", UNUSED, prepare=f"{_CORE}.cutout:dark_for"),), applies=_with_dark,
          aliases=("darkcurrentstep",)),
     Step("dark_current", f"{_CORE}.dark_current:dark_current", status="S_DARK", family=LIGER,
          references=(Uses("dark", OPTIONAL, prepare=f"{_CORE}.cutout:dark_for"),), applies=_dark_always),
+    Step("dark_current", f"{_LIGER}.dark:subtract_dark", status="S_DARK", family=LIGER_FORMAT,
+         references=(Uses("dark", OPTIONAL, prepare=f"{_LIGER}.cutout:dark_for"),), applies=_dark_always),
     Step("flat_field", f"{_CORE}.flat_field:flat_field", status="S_FLAT",
          references=(Uses("flat", prepare=f"{_CORE}.cutout:flat_for"),), aliases=("flatfieldstep",)),
+    Step("flat_field", f"{_LIGER}.flat:apply_flat", status="S_FLAT", family=LIGER_FORMAT,
+         references=(Uses("flat", prepare=f"{_LIGER}.cutout:flat_for"),)),
+    Step("sky_sub", f"{_LIGER}.sky:subtract_sky", status="S_SKYSUB", family=LIGER_FORMAT, takes=("background",),
+         applies=_sky_source, parameters_of=f"{_LIGER}.sky:sky_background"),
     Step("photom", f"{_CORE}.photom:photom", status="S_PHOTOM", family=JWST,
          references=(Uses("photom"), Uses("area", prepare=f"{_CORE}.cutout:area_for")), aliases=("photomstep",)),
     Step("photom", f"{_CORE}.photom:photom", status="S_PHOTOM", family=LIGER,

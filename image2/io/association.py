@@ -9,6 +9,7 @@ from typing import Any
 from image2.core.association import SINGLETON, Association, Member, Product
 from image2.core.naming import strip_suffix
 from image2.errors import InvalidInputError
+from image2.io.liger_association import is_liger_form, liger_association
 
 FITS_SUFFIXES = (".fits", ".fit", ".fts")
 
@@ -68,6 +69,8 @@ def load_association(path: Path | str, allow_outside: bool = False) -> Associati
         raise InvalidInputError(path, f"cannot read association ({error})") from None
     if not isinstance(data, dict):
         raise InvalidInputError(path, "not a valid association: top level is not an object")
+    if is_liger_form(data):
+        return liger_association(path, data, lambda asn, product, name: _member_path(asn, product, name, allow_outside))
     products = data.get("products")
     if not isinstance(products, list) or not products:
         raise InvalidInputError(path, "not a valid association: 'products' must be a non-empty list")

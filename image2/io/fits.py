@@ -240,14 +240,17 @@ class ExposureFile:
         self.close()
 
 
-def open_exposure(path: Path | str, headers_only: bool = False) -> ExposureFile:
-    """Open an exposure file for reading on demand (see :class:`ExposureFile`)."""
-    return ExposureFile(path, headers_only)
+def open_exposure(path: Path | str, headers_only: bool = False) -> ExposureFile | LigerExposureFile:
+    """Open an exposure file for reading on demand (see :class:`ExposureFile`); its layout, decided
+    once from the file, chooses the reader (JWST, or Liger/IRIS: ``image2.io.liger``)."""
+    from image2.io.liger import LigerExposureFile, is_liger_file
+
+    return LigerExposureFile(path, headers_only) if is_liger_file(path) else ExposureFile(path, headers_only)
 
 
 def read_exposure(path: Path | str) -> Exposure:
     """Read a whole ``_rate``/``_rateints``/``_cal``/``_calints``/``_bsub`` file into an Exposure."""
-    with ExposureFile(path) as handle:
+    with open_exposure(path) as handle:
         return handle.read()
 
 
@@ -286,7 +289,11 @@ def _plain(_inst: Any, _field: Any, value: Any) -> Any:
 
 
 def exposure_hdus(exposure: Exposure, filename: str) -> fits.HDUList:
-    """Return the HDUList of ``exposure`` in the JWST layout, stamped with ``filename`` and the time."""
+    """Return the HDUList of ``exposure`` in its family's layout, stamped with ``filename`` and the time."""
+    if exposure.meta.layout == "liger":
+        from image2.io.liger import liger_hdus
+
+        return liger_hdus(exposure, filename)
     meta = exposure.meta
     now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3]
     primary = fits.PrimaryHDU(header=to_header(merged_cards(meta, "PRIMARY", {

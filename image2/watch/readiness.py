@@ -25,8 +25,11 @@ from image2.io.fits_blocks import HeaderTruncated, NotFits, card_value, data_siz
 from image2.watch.identity import FileStat, stat_of
 from image2.watch.ledger import ASSOCIATION, EXPOSURE
 
-DEFAULT_PATTERNS = ("*_rate.fits", "*_rateints.fits", "*_asn.json")
-"""What ``image2 watch`` takes when no ``--pattern`` is given: rate files and associations."""
+DEFAULT_PATTERNS = ("*_rate.fits", "*_rateints.fits", "*_Liger_*_SCI_LVL1_*.fits", "*_IRIS_*_SCI_LVL1_*.fits",
+                    "*_asn.json")
+"""What ``image2 watch`` takes when no ``--pattern`` is given: JWST rate files, Liger/IRIS level-1
+science frames (named as the Liger pipeline's datamodels name them; SKY frames come through
+associations) and associations."""
 
 TEMPORARY_SUFFIXES = (".part", ".partial", ".tmp", ".filepart")
 

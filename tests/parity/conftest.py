@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.parity import liger_harness
 from tests.parity.jwst_harness import jwst_python as configured_python
 from tests.parity.jwst_harness import skip_reason
 
@@ -27,4 +28,15 @@ def jwst_python() -> str:
         pytest.skip(skip_reason())
     if not Path(python).is_file():
         pytest.fail(f"IMAGE2_JWST_PYTHON={python} is not a file")
+    return python
+
+
+@pytest.fixture(scope="session")
+def liger_python() -> str:
+    """The python of the liger_iris_pipeline environment (IMAGE2_LIGER_PYTHON); skips the test when unset."""
+    python = liger_harness.liger_python()
+    if python is None:
+        pytest.skip(liger_harness.skip_reason())
+    if not Path(python).is_file():
+        pytest.fail(f"{liger_harness.ENV_VAR}={python} is not a file")
     return python

@@ -34,7 +34,10 @@ ASDF_META_PATHS: Mapping[str, tuple[str, ...]] = frozen_mapping({
 })
 """Where each indexed keyword lives in an ASDF reference's ``meta`` tree."""
 
-INDEXED_KEYS = tuple(ASDF_META_PATHS)
+LIGER_KEYS = ("EXPDTST", "EXPJDST", "SUBSTRT1", "SUBSTRT2", "SUBSIZE1", "SUBSIZE2")
+"""Keywords of Liger/IRIS references (FITS only): their date where USEAFTER is absent, and their window."""
+
+INDEXED_KEYS = (*ASDF_META_PATHS, *LIGER_KEYS)
 """The keywords the index records of every reference."""
 
 

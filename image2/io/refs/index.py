@@ -23,7 +23,7 @@ from image2.io.refs.headers import asdf_keys, fits_keys
 
 logger = logging.getLogger(__name__)
 
-INDEX_FORMAT = 1
+INDEX_FORMAT = 2
 REFERENCE_SUFFIXES = (".fits", ".fit", ".asdf")
 
 

@@ -450,9 +450,10 @@ REFERENCES_KEPT = 8
 def read_reference(reftype: str, path: Path | str, source: str | None = None) -> Any:
     """Read ``path`` as a reference of type ``reftype``; ``source`` is what R_* will record.
 
-    The records (immutable) of the last files read are kept and returned again while the file
-    is unchanged (same size, modification time and inode), so a warm process (a worker of
-    ``process --jobs`` or the watch daemon) reads each reference once.
+    A dark or flat in the Liger/IRIS layout (DATA extension) is read by its own reader. The records
+    (immutable) of the last files read are kept and returned again while the file is unchanged (same
+    size, modification time and inode), so a warm process (a worker of ``process --jobs`` or the
+    watch daemon) reads each reference once.
     """
     if reftype.lower() not in READERS:
         raise ReferenceFileError(path, f"unknown reference type {reftype!r} "
@@ -460,11 +461,21 @@ def read_reference(reftype: str, path: Path | str, source: str | None = None) ->
     try:
         status = os.stat(path)
     except OSError:  # the reader says what is wrong with it
-        return READERS[reftype.lower()](path, source)
+        return _reader_of(reftype.lower(), str(path))(path, source)
     return _read_unchanged(reftype.lower(), str(path), source, status.st_mtime_ns, status.st_size, status.st_ino)
+
+
+def _reader_of(reftype: str, path: str) -> Any:
+    """The reader for ``path`` as a ``reftype``: Liger/IRIS's own for its darks and flats, else ours."""
+    from image2.io.refs.liger import READERS as LIGER_READERS
+    from image2.io.refs.liger import is_liger_reference
+
+    if reftype in LIGER_READERS and is_liger_reference(path):
+        return LIGER_READERS[reftype]
+    return READERS[reftype]
 
 
 @functools.lru_cache(maxsize=REFERENCES_KEPT)
 def _read_unchanged(reftype: str, path: str, source: str | None, mtime_ns: int, size: int, inode: int) -> Any:
     """The reference record of ``path`` as it was at this modification time, size and inode."""
-    return READERS[reftype](path, source)
+    return _reader_of(reftype, path)(path, source)

@@ -4,6 +4,11 @@ Every selection keyword present in a reference must match the exposure (exact,
 ``ANY``/``N/A``/``GENERIC`` wildcards, ``P_*`` patterns with ``|`` alternatives; a FULL-frame
 reference covers any subarray). Among the matches the most specific one, then the newest
 USEAFTER not later than the exposure start, wins; two equally good files are ambiguous.
+
+Liger/IRIS references have no USEAFTER: their date is that of the exposures they were made from
+(EXPDTST, else EXPJDST). For a Liger/IRIS exposure a reference's SUBARRAY is not matched by name:
+its window (SUBSTRT/SUBSIZE; FULL: the whole detector) must contain the exposure's, as the step
+cuts it out; the same window is an exact (specific) match.
 """
 
 from __future__ import annotations
@@ -33,6 +38,9 @@ PATTERN_KEYS: Mapping[str, str] = frozen_mapping({
 """The ``P_*`` keyword listing several allowed values for a selection keyword."""
 
 MJD_EPOCH = dt.datetime(1858, 11, 17)
+JD_UNIX_EPOCH = 2440587.5
+LIGER_INSTRUMENTS = frozenset({"LIGER", "IRIS"})
+WINDOW_KEYS = ("SUBSTRT1", "SUBSTRT2", "SUBSIZE1", "SUBSIZE2")
 
 
 def parse_useafter(value: str | None) -> dt.datetime | None:
@@ -50,6 +58,29 @@ def parse_useafter(value: str | None) -> dt.datetime | None:
         except ValueError:
             continue
     return None
+
+
+def reference_date(keys: Mapping[str, object]) -> dt.datetime | None:
+    """The date a Liger/IRIS file stands for when it has no USEAFTER: EXPDTST (``YYYYMMDDHHMMSS``),
+    else EXPJDST (a Julian date); UTC, naive. None when neither is a date."""
+    text = str(keys.get("EXPDTST") or "").strip()
+    if text:
+        try:
+            return dt.datetime.strptime(text, "%Y%m%d%H%M%S") if len(text) == 14 and text.isdigit() else None
+        except ValueError:
+            return None
+    try:
+        days = float(keys.get("EXPJDST"))  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    return dt.datetime(1970, 1, 1) + dt.timedelta(days=days - JD_UNIX_EPOCH)
+
+
+def reference_dating(keys: Mapping[str, str]) -> tuple[dt.datetime | None, str]:
+    """Return a reference's date and the keyword it comes from: USEAFTER, else (Liger/IRIS) EXPDTST or EXPJDST."""
+    if "USEAFTER" in keys or (keys.get("INSTRUME") or "").upper() not in LIGER_INSTRUMENTS:
+        return parse_useafter(keys.get("USEAFTER")), "USEAFTER"
+    return reference_date(keys), "EXPDTST" if keys.get("EXPDTST") else "EXPJDST"
 
 
 def exposure_start(meta: Meta) -> dt.datetime | None:
@@ -73,8 +104,40 @@ def exposure_keys(meta: Meta) -> dict[str, str | None]:
         "PUPIL": meta.instrument.pupil, "SUBARRAY": meta.subarray.name,
         "CHANNEL": meta.instrument.channel, "MODULE": meta.instrument.module,
         "READPATT": meta.exposure.readpatt,
+        "SUBSTRT1": meta.subarray.xstart, "SUBSTRT2": meta.subarray.ystart,
+        "SUBSIZE1": meta.subarray.xsize, "SUBSIZE2": meta.subarray.ysize,
     }
     return {key: (str(value).strip().upper() or None) if value is not None else None for key, value in values.items()}
+
+
+def _window(keys: Mapping[str, str | None]) -> tuple[int, int, int, int] | None:
+    """Return ``(x0, y0, x1, y1)`` (1-based, inclusive) of SUBSTRT/SUBSIZE keywords; None when incomplete."""
+    try:
+        x0, y0, nx, ny = (int(float(keys[key])) for key in WINDOW_KEYS)  # type: ignore[arg-type]
+    except (KeyError, TypeError, ValueError):
+        return None
+    return x0, y0, x0 + nx - 1, y0 + ny - 1
+
+
+def liger_window_rule(reference: Mapping[str, str], exposure: Mapping[str, str | None]) -> tuple[bool, str, bool]:
+    """Compare a Liger/IRIS reference's window with the exposure's: (matches, how in words, exact).
+
+    A FULL reference (or one without a window) covers the exposure; otherwise its SUBSTRT/SUBSIZE
+    window must contain the exposure's.
+    """
+    name = (reference.get("SUBARRAY") or "").strip().upper()
+    ours, theirs = _window(exposure), _window(reference)
+    if name in ("FULL", "") or theirs is None:
+        return True, f"SUBARRAY {name or '(none)'} covers the exposure", False
+    if ours is None:
+        return False, f"SUBARRAY {name} window needs the exposure's SUBSTRT/SUBSIZE, which it lacks", False
+    text = f"{theirs[0]}:{theirs[2]}×{theirs[1]}:{theirs[3]}"
+    if ours == theirs:
+        return True, f"SUBARRAY window {text} equals the exposure's", True
+    if theirs[0] <= ours[0] and theirs[1] <= ours[1] and ours[2] <= theirs[2] and ours[3] <= theirs[3]:
+        return True, f"SUBARRAY window {text} contains the exposure's", False
+    return False, (f"SUBARRAY window {text} does not contain the exposure's "
+                   f"{ours[0]}:{ours[2]}×{ours[1]}:{ours[3]}"), False
 
 
 FULL_ONLY = frozenset({"FULL"})
@@ -138,12 +201,14 @@ class Candidate:
     entry: IndexEntry
     useafter: dt.datetime | None
     rules: tuple[Rule, ...]
+    dated_by: str = "USEAFTER"
 
     @classmethod
     def of(cls, index: FolderIndex, relative: str, entry: IndexEntry) -> Candidate:
-        """Return the candidate an index entry makes: its rules on the selection keywords, its USEAFTER parsed."""
+        """Return the candidate an index entry makes: its rules on the selection keywords, its date parsed."""
         rules = tuple(rule for key in MATCH_KEYS if (rule := rule_of(key, entry.keys)) is not None)
-        return cls(index.folder / relative, index, relative, entry, parse_useafter(entry.keys.get("USEAFTER")), rules)
+        date, dated_by = reference_dating(entry.keys)
+        return cls(index.folder / relative, index, relative, entry, date, rules, dated_by)
 
 
 @attrs.frozen
@@ -294,7 +359,7 @@ def choose(group: Group, reftype: str, exposure: Mapping[str, str | None],
     for specificity, useafter, candidate, _ in passed[len(ties):]:
         why = (f"less specific match than {best.path.name} ({specificity} vs {best_specificity} keywords)"
                if specificity < best_specificity else
-               f"USEAFTER {useafter.isoformat()} is older than {best.path.name}'s {best_useafter.isoformat()}")
+               f"{candidate.dated_by} {useafter.isoformat()} is older than {best.path.name}'s {best_useafter.isoformat()}")
         rejected.append(Rejection(candidate.path, why))
     useafter_text = best_useafter.isoformat()
     candidates = [item[2] for item in passed]
@@ -312,21 +377,31 @@ def _verdict(candidate: Candidate, reftype: str, exposure: Mapping[str, str | No
     if reftype == "dark" and (candidate.entry.sci_ndim or 2) > 2:
         return "ramp-level JWST dark (3-D/4-D SCI), not applicable to rate data", 0, ()
     specificity = 0
+    liger = exposure["INSTRUME"] in LIGER_INSTRUMENTS
+    window = ()
+    if liger:
+        covers, how_window, exact = liger_window_rule(keys, exposure)
+        if not covers:
+            return how_window, 0, ()
+        specificity += exact
+        window = (how_window,)
     for rule in candidate.rules:
-        if rule.wildcard:
+        if rule.wildcard or (liger and rule.key == "SUBARRAY"):
             continue
         value = exposure[rule.key]
         if value in rule.allowed:
             specificity += 1
         elif not (rule.key == "SUBARRAY" and rule.allowed == FULL_ONLY):
             return apply_rule(rule, value)[1], 0, ()
+    dated_by = candidate.dated_by
     if candidate.useafter is None:
-        return f"USEAFTER {keys.get('USEAFTER', '(missing)')!r} is not a date", 0, ()
+        return f"{dated_by} {keys.get(dated_by, '(missing)')!r} is not a date", 0, ()
     if start is not None and candidate.useafter > start:
-        return (f"USEAFTER {candidate.useafter.isoformat()} is later than the exposure start "
+        return (f"{dated_by} {candidate.useafter.isoformat()} is later than the exposure start "
                 f"{start.isoformat()}"), 0, ()
     how = [f"REFTYPE={reftype.upper()}", f"INSTRUME={exposure['INSTRUME']}",
-           *(apply_rule(rule, exposure[rule.key])[1] for rule in candidate.rules),
-           f"USEAFTER {candidate.useafter.isoformat()} <= "
+           *(apply_rule(rule, exposure[rule.key])[1] for rule in candidate.rules
+             if not (liger and rule.key == "SUBARRAY")), *window,
+           f"{dated_by} {candidate.useafter.isoformat()} <= "
            f"{start.isoformat() if start else '(exposure start unknown)'}"]
     return "", specificity, tuple(how)
