@@ -2,9 +2,10 @@
 
 The inputs (science frame, two SKY frames, dark, flat) are written once by Liger's own
 datamodels. Each round then runs, interleaved and each in a fresh process, Liger's
-ImagerStage2Pipeline (the parity driver's ``pipeline`` job) and image2 (read, calibrate_liger,
-write the product), measuring the whole process: wall time from launch to exit (imports and
-Liger's numba compilation included) and peak resident memory. Medians over --repeat rounds.
+ImagerStage2Pipeline (the parity driver's ``pipeline`` job) and ``image2 process`` on a Liger-form
+association with the dark and flat chosen from a folder (as a user runs it), measuring the whole
+process: wall time from launch to exit (imports and Liger's numba compilation included) and peak
+resident memory. Medians over --repeat rounds.
 
     IMAGE2_LIGER_PYTHON=/path/to/.venv-liger/bin/python python -m benchmarks.bench_vs_liger [--repeat 3]
 """
@@ -48,8 +49,8 @@ def write_inputs(folder: Path, python: str) -> dict[str, Path]:
     common = {"instrument.name": "Liger", "instrument.detector": "IMG", "instrument.filter": "Ks",
               "exposure.exposure_time": 60.0, "exposure.jd_start": 2460600.75}
     frame = {**common, "instrument.scale": 0.01, "target.ra": 150.1, "target.dec": 2.2}
-    paths = {"dark": batch.write("dark", "DarkModel", folder / "dark.fits", dark, common),
-             "flat": batch.write("flat", "FlatModel", folder / "flat.fits", flat, common)}
+    paths = {"dark": batch.write("dark", "DarkModel", folder / "refs" / "dark.fits", dark, common),
+             "flat": batch.write("flat", "FlatModel", folder / "refs" / "flat.fits", flat, common)}
     for name, level, seed, stars in (("sci", 40.0, 11, 150), ("sky1", 52.0, 101, 0), ("sky2", 37.0, 111, 0)):
         arrays = frame_arrays(SHAPE, seed=seed, sky=level, dark=dark["data"], flat=flat["data"], stars=stars)
         kind = "SCI" if name == "sci" else "SKY"
@@ -60,27 +61,11 @@ def write_inputs(folder: Path, python: str) -> dict[str, Path]:
     return paths
 
 
-def run_image2(sci: str, sky1: str, sky2: str, dark: str, flat: str, output: str) -> None:
-    """image2's whole stage 2 on the benchmark inputs, the product written to ``output``."""
-    from image2.core.liger.calibrate import calibrate_liger
-    from image2.core.references import References
-    from image2.io.fits import read_exposure, write_exposure
-    from image2.io.refs.readers import read_reference
-
-    references = References(dark=read_reference("dark", dark), flat=read_reference("flat", flat))
-    products = calibrate_liger([read_exposure(sci)], references, (read_exposure(path) for path in (sky1, sky2)))
-    write_exposure(products.science[0], output, overwrite=True)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--workdir", type=Path)
-    parser.add_argument("--image2-run", nargs=6, metavar="FILE", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.image2_run:
-        run_image2(*args.image2_run)
-        return
     python = os.environ.get("IMAGE2_LIGER_PYTHON")
     if not python:
         raise SystemExit("set IMAGE2_LIGER_PYTHON to the python of the Liger environment (tests/parity/liger_env.sh)")
@@ -93,9 +78,11 @@ def main() -> None:
     liger_env = {k: v for k, v in os.environ.items() if not k.startswith(("CRDS_", "PYTHON"))}
     liger_env["CRDS_SERVER_URL"] = "https://crds-offline.invalid"
     ours_env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    output = folder / "image2_cal.fits"
-    ours_command = [sys.executable, "-m", "benchmarks.bench_vs_liger", "--image2-run",
-                    *(str(paths[k]) for k in ("sci", "sky1", "sky2", "dark", "flat")), str(output)]
+    association = folder / "liger_asn.json"
+    association.write_text(json.dumps({"SCI": [paths["sci"].name], "SKY": [paths["sky1"].name, paths["sky2"].name]}))
+    output = folder / "out" / "sci_cal.fits"
+    ours_command = [sys.executable, "-m", "image2", "--log-level", "WARNING", "process", str(association),
+                    "--refs", str(folder / "refs"), "-o", str(output.parent), "--overwrite"]
     liger_runs, ours_runs = [], []
     for number in range(args.repeat):
         liger_runs.append(measured([python, str(DRIVER), str(jobs), str(folder / "liger_results.json")], liger_env))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pytest
 from astropy.stats import biweight_location as astropy_biweight_location
@@ -154,3 +156,9 @@ def test_subtract_sky_adds_its_error_in_quadrature_and_its_dq():
     small = SkyBackground(data=np.zeros((3, 3)), err=np.zeros((3, 3)), dq=np.zeros((3, 3)), scales=(1.0,))
     with pytest.raises(StepError, match="differ in shape"):
         subtract_sky(frame, small)
+
+
+def test_without_photutils_the_sky_is_a_step_error_saying_what_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "photutils.background", None)  # import fails
+    with pytest.raises(StepError, match=r"needs photutils: pip install 'image2\[liger\]'"):
+        sky_background([_sky_frame(40.0)])

@@ -115,8 +115,10 @@ def _sky_source(situation: Situation) -> tuple[bool, str]:
 
 
 def _resampled(situation: Situation) -> tuple[bool, str]:
-    """The one rule of which exposures are resampled: 2-D images of the imaging EXP_TYPEs."""
+    """The one rule of which exposures are resampled: 2-D images of the imaging EXP_TYPEs (not Liger-format frames)."""
     exp_type = (situation.meta.exposure.type or "").upper()
+    if family_of(situation.meta) == LIGER_FORMAT:
+        return False, "Liger/IRIS format: not resampled (Liger's stage 2 has no resample)"
     if situation.cube:
         return False, "3-D exposure (never resampled)"
     if exp_type not in RESAMPLED_EXP_TYPES:

@@ -7,7 +7,7 @@ import logging
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import numpy as np
@@ -22,6 +22,9 @@ from image2.errors import InvalidInputError
 from image2.io.asdf_tree import EXTNAME as ASDF_EXTNAME
 from image2.io.asdf_tree import hdu_to_meta, tree_to_hdu
 from image2.io.atomic import atomic_write
+
+if TYPE_CHECKING:
+    from image2.io.liger import LigerExposureFile
 
 log = logging.getLogger(__name__)
 
@@ -289,7 +292,8 @@ def _plain(_inst: Any, _field: Any, value: Any) -> Any:
 
 
 def exposure_hdus(exposure: Exposure, filename: str) -> fits.HDUList:
-    """Return the HDUList of ``exposure`` in its family's layout, stamped with ``filename`` and the time."""
+    """Return the HDUList of ``exposure`` in its layout (JWST, or Liger/IRIS: ``meta.layout``), stamped with
+    ``filename`` and the time."""
     if exposure.meta.layout == "liger":
         from image2.io.liger import liger_hdus
 

@@ -3,9 +3,10 @@
 The layout: a PRIMARY header holding every keyword (INSTRUME ``Liger``/``IRIS``, DETECTOR,
 IMTYPE, FILTER, EXPTIME, EXPJDST..., SUBARRAY/SUBARRID/SUBSTRT/SUBSIZE, FASTAXIS/SLOWAXIS and
 the WCS as CRPIX/CRVAL/CTYPE/CUNIT/CDELT), then DATA (float32), ERR (float32), DQ (uint16),
-an optional SUBARR_MAP (uint16) and an ASDF extension; no variance arrays. The family is
-decided once, from the file (:func:`is_liger_layout`); the record is the same ``Exposure`` as
-for JWST data, with the DATA header kept under ``SCI`` and ``meta.layout == "liger"``.
+an optional SUBARR_MAP (uint16) and an ASDF extension; no variance arrays. The layout (and so
+the instrument family) is decided once, from the file (:func:`is_liger_layout`); the record is
+the same ``Exposure`` as for JWST data, with the DATA header kept under ``SCI`` and
+``meta.layout == "liger"``.
 
 Products are written in the Liger L2 layout with an ASDF tree the Liger datamodels read: the
 whole ``meta`` in its schema's names (plain values only, no gwcs: the WCS stays in the FITS

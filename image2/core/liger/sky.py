@@ -191,7 +191,12 @@ def frame_sky(image: np.ndarray, mask: np.ndarray, *, box_size: int | tuple[int,
               sigma_low: float, sigma_high: float, maxiters: int) -> tuple[np.ndarray, np.ndarray]:
     """Return photutils' Background2D sky and sky RMS of one frame (``mask``: pixels left out)."""
     from astropy.stats import SigmaClip
-    from photutils.background import Background2D, BiweightLocationBackground
+
+    try:
+        from photutils.background import Background2D, BiweightLocationBackground
+    except ImportError:
+        raise StepError(STEP, "the Liger/IRIS sky needs photutils: pip install 'image2[liger]' "
+                              "(or skip it: --step sky_sub.skip=true)") from None
 
     clip = SigmaClip(sigma_lower=sigma_low, sigma_upper=sigma_high, maxiters=maxiters)
     with warnings.catch_warnings():

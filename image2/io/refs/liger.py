@@ -2,7 +2,8 @@
 
 The layout: PRIMARY with INSTRUME, DETECTOR, FILTER, lower-case REFTYPE (``dark``/``flat``),
 REFVER, DATAMODL, the exposure dates (EXPDTST ``YYYYMMDDHHMMSS``, EXPJDST) instead of USEAFTER,
-and the subarray keywords (how they are chosen from a folder: ``image2.io.refs.selection``); DATA (float32), ERR (float32), DQ (uint16 in darks, uint32 in flats).
+and the subarray keywords; DATA (float32), ERR (float32), DQ (uint16 in darks, uint32 in flats).
+How they are chosen from a folder: ``image2.io.refs.selection``.
 """
 
 from __future__ import annotations
@@ -17,22 +18,18 @@ from astropy.io import fits
 
 from image2.core.references import DarkReference, FlatReference
 from image2.errors import ReferenceFileError
-from image2.io.liger import INSTRUMENTS
+from image2.io.liger import is_liger_layout
 from image2.io.refs.readers import _check_reftype, _fits, _header_str, _image, _require_2d, _same_shape
 from image2.io.refs.readers import source_of, subarray_of
-
-MODEL_TYPES = MappingProxyType({"dark": "DarkModel", "flat": "FlatModel"})
 
 
 def is_liger_reference(path: Path | str) -> bool:
     """True for a reference in the Liger/IRIS layout: INSTRUME Liger/IRIS and a DATA extension, no SCI."""
     try:
         with fits.open(path, lazy_load_hdus=True) as hdul:
-            names = {hdu.name.upper() for hdu in hdul[1:]}
-            instrument = str(hdul[0].header.get("INSTRUME", "")).strip().upper()
+            return is_liger_layout(hdul[0].header, {hdu.name.upper() for hdu in hdul[1:]})
     except (OSError, ValueError, TypeError):
         return False
-    return instrument in INSTRUMENTS and "DATA" in names and "SCI" not in names
 
 
 def _arrays(path: Path, hdul: fits.HDUList, dq_dtype: type) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:

@@ -6,9 +6,9 @@ reference covers any subarray). Among the matches the most specific one, then th
 USEAFTER not later than the exposure start, wins; two equally good files are ambiguous.
 
 Liger/IRIS references have no USEAFTER: their date is that of the exposures they were made from
-(EXPDTST, else EXPJDST). For a Liger/IRIS exposure a reference's SUBARRAY is not matched by name:
-its window (SUBSTRT/SUBSIZE; FULL: the whole detector) must contain the exposure's, as the step
-cuts it out; the same window is an exact (specific) match.
+(EXPDTST, else EXPJDST). For a Liger/IRIS exposure a subarray reference with a window
+(SUBSTRT/SUBSIZE) is not matched by SUBARRAY name: its window must contain the exposure's, as
+the step cuts it out; the same window is an exact (specific) match.
 """
 
 from __future__ import annotations
@@ -119,16 +119,17 @@ def _window(keys: Mapping[str, str | None]) -> tuple[int, int, int, int] | None:
     return x0, y0, x0 + nx - 1, y0 + ny - 1
 
 
-def liger_window_rule(reference: Mapping[str, str], exposure: Mapping[str, str | None]) -> tuple[bool, str, bool]:
+def liger_window_rule(reference: Mapping[str, str], exposure: Mapping[str, str | None]) -> tuple[bool, str, bool] | None:
     """Compare a Liger/IRIS reference's window with the exposure's: (matches, how in words, exact).
 
-    A FULL reference (or one without a window) covers the exposure; otherwise its SUBSTRT/SUBSIZE
-    window must contain the exposure's.
+    Its SUBSTRT/SUBSIZE window must contain the exposure's. None when the reference names no
+    window (FULL, a wildcard, or no SUBSTRT/SUBSIZE): its SUBARRAY is then matched as any other's.
     """
     name = (reference.get("SUBARRAY") or "").strip().upper()
-    ours, theirs = _window(exposure), _window(reference)
-    if name in ("FULL", "") or theirs is None:
-        return True, f"SUBARRAY {name or '(none)'} covers the exposure", False
+    theirs = _window(reference)
+    if theirs is None or name in FULL_ONLY | WILDCARDS:
+        return None
+    ours = _window(exposure)
     if ours is None:
         return False, f"SUBARRAY {name} window needs the exposure's SUBSTRT/SUBSIZE, which it lacks", False
     text = f"{theirs[0]}:{theirs[2]}×{theirs[1]}:{theirs[3]}"
@@ -377,16 +378,16 @@ def _verdict(candidate: Candidate, reftype: str, exposure: Mapping[str, str | No
     if reftype == "dark" and (candidate.entry.sci_ndim or 2) > 2:
         return "ramp-level JWST dark (3-D/4-D SCI), not applicable to rate data", 0, ()
     specificity = 0
-    liger = exposure["INSTRUME"] in LIGER_INSTRUMENTS
+    by_window = liger_window_rule(keys, exposure) if exposure["INSTRUME"] in LIGER_INSTRUMENTS else None
     window = ()
-    if liger:
-        covers, how_window, exact = liger_window_rule(keys, exposure)
+    if by_window is not None:
+        covers, how_window, exact = by_window
         if not covers:
             return how_window, 0, ()
         specificity += exact
         window = (how_window,)
     for rule in candidate.rules:
-        if rule.wildcard or (liger and rule.key == "SUBARRAY"):
+        if rule.wildcard or (window and rule.key == "SUBARRAY"):
             continue
         value = exposure[rule.key]
         if value in rule.allowed:
@@ -401,7 +402,7 @@ def _verdict(candidate: Candidate, reftype: str, exposure: Mapping[str, str | No
                 f"{start.isoformat()}"), 0, ()
     how = [f"REFTYPE={reftype.upper()}", f"INSTRUME={exposure['INSTRUME']}",
            *(apply_rule(rule, exposure[rule.key])[1] for rule in candidate.rules
-             if not (liger and rule.key == "SUBARRAY")), *window,
+             if not (window and rule.key == "SUBARRAY")), *window,
            f"{dated_by} {candidate.useafter.isoformat()} <= "
            f"{start.isoformat() if start else '(exposure start unknown)'}"]
     return "", specificity, tuple(how)
