@@ -4,9 +4,12 @@ references, how a repeated task's products are counted, and that Dask stays out 
 from __future__ import annotations
 
 import concurrent.futures
+import os
+import signal
 import subprocess
 import sys
 import threading
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +20,15 @@ from click.testing import CliRunner
 from image2.cli.main import cli
 from image2.cli.process import settled
 from image2.io.refs.selection import Choice
-from image2.run.executors import ExecutorUnavailable, finished, lost_worker, make_executor
+from image2.run.executors import (
+    ExecutorUnavailable,
+    finished,
+    lost_worker,
+    make_executor,
+    process_pool,
+    stop_executor,
+    worker_exits,
+)
 from image2.run.options import RunOptions
 from image2.run.process import process_input
 from image2.run.references import with_reference_choices
@@ -211,3 +222,19 @@ def test_image2_and_a_default_process_run_never_import_dask(tmp_path: Path) -> N
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip().splitlines()[-1] == "[]"
     assert len(list((tmp_path / "out").glob("*_cal.fits"))) == 2
+
+
+def _killed() -> None:
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def test_worker_exits_say_how_a_dead_worker_ended() -> None:
+    pool = process_pool(2)
+    try:
+        assert worker_exits(pool, wait=0.0) == []
+        with pytest.raises(BrokenProcessPool):
+            pool.submit(_killed).result(timeout=120)
+        assert worker_exits(pool) == ["killed by SIGKILL"]
+    finally:
+        stop_executor(pool, abandon=True)
+    assert worker_exits(concurrent.futures.ThreadPoolExecutor(1)) == []

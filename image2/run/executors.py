@@ -16,6 +16,7 @@ import multiprocessing
 import os
 import signal
 import sys
+import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Executor, Future
 from typing import Any
@@ -92,14 +93,20 @@ def process_pool(workers: int | None = None, setup: Callable[..., object] | None
                                             max(1, usable_cores() // workers)))
 
 
-def worker_exits(executor: Executor) -> list[str]:
+def worker_exits(executor: Executor, wait: float = 1.0) -> list[str]:
     """Say how the local worker processes of ``executor`` that are gone ended ("killed by SIGKILL", "exit
-    status 1"); empty for other executors, or when every worker still runs."""
-    processes = getattr(executor, "_processes", None) if isinstance(executor, concurrent.futures.ProcessPoolExecutor) \
-        else None
+    status 1"), waiting up to ``wait`` seconds for a dead one to be reaped; empty for other executors, or
+    when every worker still runs."""
+    if not isinstance(executor, concurrent.futures.ProcessPoolExecutor):
+        return []
+    processes = list((getattr(executor, "_processes", None) or {}).values())
+    deadline = time.monotonic() + wait
+    codes = [p.exitcode for p in processes]
+    while processes and all(code is None for code in codes) and time.monotonic() < deadline:
+        time.sleep(0.02)
+        codes = [p.exitcode for p in processes]
     ends = []
-    for process in list((processes or {}).values()):
-        code = process.exitcode
+    for code in codes:
         if code is None:
             continue
         if code < 0:
