@@ -296,3 +296,18 @@ def test_rerun_after_an_interrupted_publish_replaces_the_orphaned_companions(tmp
     result = invoke("process", path, "--refs", refs, "-o", out)
     assert result.exit_code == 0 and "done 1" in result.stdout, result.output
     assert (out / "x_cal.fits").exists() and (out / "x_i2d.fits").stat().st_mtime_ns != stale
+
+
+def test_an_internal_error_is_told_once_and_its_traceback_only_with_debug(tmp_path: Path, refs: Path, monkeypatch):
+    import image2.run.process as run_process
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a defect")
+
+    monkeypatch.setattr(run_process, "calibrate", broken)
+    path = make_rate(tmp_path / "x_rate.fits", shape=SHAPE, primary=SUBARRAY)
+    plain = invoke("process", path, "--refs", refs, "-o", tmp_path / "a")
+    assert plain.exit_code == 1 and "Traceback" not in plain.output
+    assert plain.output.count("RuntimeError('a defect')") == 1
+    debug = invoke("--debug", "process", path, "--refs", refs, "-o", tmp_path / "b")
+    assert debug.exit_code == 1 and "Traceback" in debug.stderr and 'raise RuntimeError("a defect")' in debug.stderr

@@ -66,11 +66,11 @@ class Image2Group(click.Group):
               show_default=True, help="Log lines for people, or one JSON object per line.")
 @click.option("--log-level", type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
               default="INFO", show_default=True)
-@click.option("--debug", is_flag=True, help="Show tracebacks of errors.")
+@click.option("--debug", is_flag=True, help="Show tracebacks of errors (and log at DEBUG level).")
 @click.pass_context
 def cli(ctx: click.Context, log_format: str, log_level: str, debug: bool) -> None:
     """Stage-2 imaging calibration of infrared count-rate exposures (JWST, Liger/IRIS)."""
-    configure(log_format, log_level)
+    configure(log_format, "DEBUG" if debug else log_level)
     ctx.obj = {"debug": debug, "log_format": log_format}
 
 

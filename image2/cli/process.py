@@ -28,10 +28,11 @@ if TYPE_CHECKING:
 def _results(inputs: tuple[Path, ...], options: RunOptions, jobs: int | None, log_setup: tuple[str, str],
              on_event: Callable[[tuple], object], executor: str = "local",
              scheduler: str | None = None) -> Iterator[tuple[Path, list[ProductResult]]]:
-    """Yield each input (as given) and its results as they finish: here, in local worker processes, or on a Dask cluster.
+    """Yield each input (as given) and its results as they finish: here, in local worker processes,
+    or on a Dask cluster.
 
-    Locally, ``jobs`` > 1 runs inputs in that many worker processes, which send their log
-    records (at ``log_setup``'s level) and step events back here as they happen: the records go to this
+    Locally, ``jobs`` > 1 runs inputs in that many worker processes, which send their log records
+    (at ``log_setup``'s level) and step events back here as they happen: the records go to this
     process's logging, the events (image2.run.events) to ``on_event``, as do this process's own.
     With workers, the references are chosen here, once per exposure, and handed to them; on a cluster
     every path is made absolute (workers run elsewhere); an input whose worker was lost is run again (see

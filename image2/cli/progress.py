@@ -4,9 +4,10 @@ line per input being calibrated with the step it is in.
 It is driven by plain calls (``input_started``, ``input_planned``, ``step_started``,
 ``step_ended``, ``input_finished``), or by :meth:`BatchProgress.event` with the step events of
 image2.run.events, made as events arrive, from this process or from workers. Inputs are named
-by their paths as given; the display shows their file names. While it runs it owns the terminal through rich: whatever is written to
-``sys.stderr`` or ``sys.stdout`` meanwhile (log lines included: image2.cli.logs writes to the
-current ``sys.stderr``) is printed above the display, never through it. Off a terminal, or
+by their paths as given; the display shows their file names. While it runs it owns the
+terminal through rich: whatever is written to ``sys.stderr`` or ``sys.stdout`` meanwhile (log
+lines included: image2.cli.logs writes to the current ``sys.stderr``) is printed above the
+display, never through it. Off a terminal, or
 when not wanted (``--quiet``), the same calls do nothing, so callers need no branches.
 """
 
