@@ -74,24 +74,16 @@ class WatchProcess:
     """``image2 --log-format json watch IN -o OUT ...`` running as a subprocess, its log in a file."""
 
     def __init__(self, tmp: Path, *args: str, script: Path | None = None, env: dict[str, str] | None = None,
-<<<<<<< HEAD
-                 inbox: Path | None = None, declined: tuple[str, ...] = WITHOUT_REFERENCES) -> None:
-=======
-                 inbox: Path | None = None, wrap: tuple[str, ...] = ()) -> None:
->>>>>>> daemon2
+                 inbox: Path | None = None, declined: tuple[str, ...] = WITHOUT_REFERENCES,
+                 wrap: tuple[str, ...] = ()) -> None:
         self.inbox = inbox or tmp / "in"
         self.output = tmp / "out"
         self.inbox.mkdir(exist_ok=True)
         runs = sorted(tmp.glob("watch-*.log"))
         self.log_path = tmp / f"watch-{len(runs)}.log"
         entry = [str(script)] if script else ["-m", "image2"]
-<<<<<<< HEAD
-        command = [sys.executable, *entry, "--log-format", "json", "watch", str(self.inbox), "-o", str(self.output),
-                   "--heartbeat", "1", *declined, *args]
-=======
-        command = [*wrap, sys.executable, *entry, "--log-format", "json", "watch", str(self.inbox), "-o", str(self.output),
-                   "--heartbeat", "1", *WITHOUT_REFERENCES, *args]
->>>>>>> daemon2
+        command = [*wrap, sys.executable, *entry, "--log-format", "json", "watch", str(self.inbox), "-o",
+                   str(self.output), "--heartbeat", "1", *declined, *args]
         self._log = open(self.log_path, "wb")
         self.process = subprocess.Popen(command, cwd=REPO, stdout=self._log, stderr=subprocess.STDOUT,
                                         env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})})
