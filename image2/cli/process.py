@@ -31,19 +31,21 @@ def _results(inputs: tuple[Path, ...], options: RunOptions, jobs: int | None, lo
     references are chosen here, once per exposure, and every path is made absolute (workers
     run elsewhere); an input whose worker was lost is run again (see image2.run.executors).
     """
-    from image2.run.process import process_input
+    from image2.run.process import process_input, products_before
     from image2.run.references import with_reference_choices
     from image2.run.results import FAILED, ProductResult, failure_of
 
+    taken = products_before(inputs, options.allow_outside)
     if executor == "local" and ((jobs or 1) <= 1 or len(inputs) <= 1):
-        for path in inputs:
-            yield process_input(path, options)
+        for path, before in zip(inputs, taken, strict=True):
+            yield process_input(path, options, before)
         return
     if executor == "dask":
         options = _absolute(options)
-        calls = ((path.absolute(), with_reference_choices(path.absolute(), options)) for path in inputs)
+        calls = ((path.absolute(), with_reference_choices(path.absolute(), options), before)
+                 for path, before in zip(inputs, taken, strict=True))
     else:
-        calls = ((path, options) for path in inputs)
+        calls = ((path, options, before) for path, before in zip(inputs, taken, strict=True))
     with make_executor(executor, jobs, scheduler, initializer=configure, initargs=log_setup) as pool:
         for end in finished(pool, process_input, calls):
             if end.error is None:
@@ -152,7 +154,7 @@ def process(ctx: click.Context, inputs: tuple[Path, ...], output_dir: Path, refe
     log = get_logger("image2.cli.process")
     # Said before the pipeline is imported (a few seconds), so a run shows life at once.
     log.info("start", inputs=len(inputs), output_dir=str(output_dir), jobs=jobs or 1, executor=executor)
-    from image2.run.options import RunOptions, configuration
+    from image2.run.options import RunOptions, configuration, output_problem
 
     options = RunOptions(output_dir=output_dir, reference_dirs=reference_dirs, overrides=overrides,
                          config_file=config_file, step_overrides=step_overrides, overwrite=overwrite,
@@ -161,6 +163,9 @@ def process(ctx: click.Context, inputs: tuple[Path, ...], output_dir: Path, refe
         configuration(options)  # configuration errors are usage errors: report before any work
     except Image2Error as error:
         raise click.UsageError(str(error)) from None
+    problem = output_problem(output_dir)
+    if problem is not None:
+        raise click.UsageError(problem)
     root_logger = logging.getLogger("image2")
     log_setup = (ctx.obj.get("log_format", "console"), logging.getLevelName(root_logger.level))
     started = time.perf_counter()
@@ -176,8 +181,9 @@ def process(ctx: click.Context, inputs: tuple[Path, ...], output_dir: Path, refe
         results = settled(results, before)
     counts = {status: sum(r.status == status for r in results) for status in ("done", "skipped", "failed")}
     elapsed = time.perf_counter() - started
-    for result in results:
-        report_result(log, result)
+    if log_setup[0] == "json":  # for people, the summary below says it all, each error once
+        for result in results:
+            report_result(log, result)
     click.echo(f"done {counts['done']}, skipped {counts['skipped']}, failed {counts['failed']} "
                f"in {elapsed:.1f} s")
     for result in results:

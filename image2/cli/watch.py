@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 import attrs
@@ -15,6 +16,17 @@ from image2.run.executors import make_executor
 from image2.watch.readiness import DEFAULT_PATTERNS
 
 _SECONDS = click.FloatRange(min=0.0)
+
+
+def watched_output_problem(folder: Path, output_dir: Path) -> str | None:
+    """Return why products written to ``output_dir`` would never be seen to land in the watched ``folder``
+    (it is the output folder, or inside it: the daemon's own files), or None."""
+    watched, output = os.path.realpath(folder), os.path.realpath(output_dir)
+    if watched == output:
+        return f"the output folder {output_dir} is the watched folder {folder}; give another -o"
+    if os.path.commonpath((watched, output)) == output:
+        return f"the watched folder {folder} lies inside the output folder {output_dir}; give another -o"
+    return None
 
 
 @click.command()
@@ -95,6 +107,10 @@ def watch(ctx: click.Context, folders: tuple[Path, ...], output_dir: Path, refer
         configuration(options)
     except Image2Error as error:
         raise click.UsageError(str(error)) from None
+    for folder in folders:
+        problem = watched_output_problem(folder, output_dir)
+        if problem is not None:
+            raise click.UsageError(problem)
     config = WatchConfig(
         roots=folders, output_dir=output_dir, options=options, patterns=patterns or DEFAULT_PATTERNS,
         recursive=recursive, workers=workers or 1, poll=poll, settle=settle, quarantine=quarantine,
