@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sqlite3
 from pathlib import Path
 
 import attrs
@@ -126,12 +127,18 @@ def watch(ctx: click.Context, folders: tuple[Path, ...], output_dir: Path, refer
         log.info("status-page", url=page.url)
     log_setup = ((ctx.obj or {}).get("log_format", "console"),
                  logging.getLevelName(logging.getLogger("image2").level))
-    if executor == "local":
-        daemon = Daemon(config, executor=lambda n: process_pool(n, configure, log_setup), log=log)
-        ctx.exit(daemon.run())
-    with make_executor(executor, workers, scheduler, initializer=configure, initargs=log_setup) as cluster:
-        # The daemon stays the coordinator: it chooses each input's references and hands them to the cluster.
-        daemon = Daemon(attrs.evolve(config, workers=workers or cluster.capacity()), executor=lambda n: cluster,
-                        log=log, prepare=with_reference_choices)
-        status = daemon.run()
+    try:
+        if executor == "local":
+            daemon = Daemon(config, executor=lambda n: process_pool(n, configure, log_setup), log=log)
+            ctx.exit(daemon.run())
+        with make_executor(executor, workers, scheduler, initializer=configure, initargs=log_setup) as cluster:
+            # The daemon stays the coordinator: it chooses each input's references and hands them to the cluster.
+            daemon = Daemon(attrs.evolve(config, workers=workers or cluster.capacity()), executor=lambda n: cluster,
+                            log=log, prepare=with_reference_choices)
+            status = daemon.run()
+    except sqlite3.DatabaseError as error:  # a ledger that is no SQLite database, or a damaged one
+        if (ctx.obj or {}).get("debug"):
+            raise
+        raise click.ClickException(f"the ledger in {output_dir} cannot be used ({error}); move it aside to "
+                                   "start a new one") from None
     ctx.exit(status)

@@ -87,7 +87,10 @@ def _typed(path: Path, keyword: str, kind: type, value: Any) -> Any:
 
 def meta_from_headers(path: Path, headers: Mapping[str, fits.Header], tree: Mapping[str, Any]) -> Meta:
     """Build typed metadata from FITS headers (by HDU name) and the embedded ASDF ``meta``."""
-    cards = {name: header_cards(header) for name, header in headers.items()}
+    try:
+        cards = {name: header_cards(header) for name, header in headers.items()}
+    except fits.VerifyError as error:  # a card astropy cannot parse, e.g. RA_REF = NAN
+        raise InvalidInputError(path, f"{str(error).split(',')[0]} in the header") from None
     groups: dict[str, dict[str, Any]] = {}
     for spec in KEYWORDS:
         hdu_cards = cards.get(spec.hdu)

@@ -413,6 +413,7 @@ def _cases() -> list[Case]:
     bad("no-instrume", lambda f: [rate(f, drop=("INSTRUME",))], "INSTRUME is missing")
     bad("no-exp-type", lambda f: [rate(f, drop=("EXP_TYPE",))], "EXP_TYPE is missing")
     bad("ra-ref-text", _patched("SCI", "RA_REF", "'abc'"), "RA_REF = 'abc' is not a valid float")
+    bad("ra-ref-nan", _patched("SCI", "RA_REF", "NAN"), "Unparsable card (RA_REF)")
     bad("substrt-text", _patched("PRIMARY", "SUBSTRT1", "'left'"), "SUBSTRT1 = 'left' is not a valid int")
     # the scope of stage-2 imaging
     case("unknown-instrument", _primary({"INSTRUME": "WFC3", "EXP_TYPE": "WFC3_IMAGE"}),
