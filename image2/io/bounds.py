@@ -170,20 +170,20 @@ def check_fits(path: Path, limits: Limits | None = None) -> None:
             raise InvalidInputError(path, f"{compression}-compressed file; compressed FITS files are not read "
                                           "(decompress it first)")
         if size < BLOCK:
-            raise InvalidInputError(path, f"not a FITS file ({size} bytes, less than one {BLOCK}-byte block)")
+            raise InvalidInputError(path, f"not a readable FITS file ({size} bytes, less than one {BLOCK}-byte block)")
         offset = number = 0
         while offset + BLOCK <= size:
             if number >= MAX_HDUS:
                 raise InvalidInputError(path, f"more than {MAX_HDUS} HDUs")
             handle.seek(offset)
             if number > 0 and handle.read(8) != b"XTENSION":
-                raise InvalidInputError(path, f"not a FITS file: {size - offset} bytes after the last HDU "
+                raise InvalidInputError(path, f"not a readable FITS file: {size - offset} bytes after the last HDU "
                                               f"(HDU {number - 1}) are not an extension")
             handle.seek(offset)
             try:
                 cards = _header(handle, number)
             except NotFits:
-                raise InvalidInputError(path, "not a FITS file (no SIMPLE card)") from None
+                raise InvalidInputError(path, "not a readable FITS file (no SIMPLE card)") from None
             except HeaderTruncated:
                 if number == 0:
                     raise InvalidInputError(path, "truncated or corrupt FITS file: the primary header has no END card") from None

@@ -107,14 +107,15 @@ def meta_from_headers(path: Path, headers: Mapping[str, fits.Header], tree: Mapp
     typed = {name: attrs.evolve(getattr(defaults, name), **values) for name, values in groups.items()}
     return Meta(
         **typed, status=status, refs=refs, provenance=_provenance(path, tree), cards=cards,
-        tree={key: _mapping(path, key, tree[key]) for key in TREE_KEYS if key in tree},
+        tree={key: _tree_value(path, key, tree[key]) for key in TREE_KEYS if key in tree},
     )
 
 
-def _mapping(path: Path, key: str, value: Any) -> Any:
-    """Return the ASDF ``meta.<key>`` value, which must be a mapping (or null)."""
-    if value is not None and not isinstance(value, Mapping):
-        raise InvalidInputError(path, f"embedded ASDF meta.{key} is a {type(value).__name__}, not a mapping")
+def _tree_value(path: Path, key: str, value: Any) -> Any:
+    """Return the ASDF ``meta.<key>`` value, which must be of its kind (TREE_KEYS) or null."""
+    kind, name = (list, "a list") if key == "subarray_map" else (Mapping, "a mapping")
+    if value is not None and not isinstance(value, kind):
+        raise InvalidInputError(path, f"embedded ASDF meta.{key} is a {type(value).__name__}, not {name}")
     return value
 
 
