@@ -88,3 +88,22 @@ def test_texts_fits_cannot_hold_are_escaped() -> None:
     assert fits_text("plain_cal.fits") == "plain_cal.fits"
     assert fits_text("caf\u00e9\n\u5149") == "caf\\xe9\\n\\u5149"
     assert fits_text(3) == 3
+
+
+def test_nothing_is_published_when_a_destination_is_taken(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from image2.cli.main import cli
+    from tests.hostile.corpus import CASES
+
+    for name in ("dangling-cal-symlink", "foreign-i2d-without-cal"):
+        folder = tmp_path / name
+        folder.mkdir()
+        case = next(case for case in CASES if case.name == name)
+        inputs = case.make(folder)
+        before = {p.name: p.lstat().st_mtime_ns for p in (folder / "out").iterdir()}
+        args = ["process", *map(str, inputs), "-o", str(folder / "out"), *(
+            arg for reftype in ("distortion", "filteroffset", "flat", "photom", "area") for arg in ("--ref", f"{reftype}=N/A"))]
+        result = CliRunner().invoke(cli, args)
+        assert result.exit_code == 1, result.output
+        assert {p.name: p.lstat().st_mtime_ns for p in (folder / "out").iterdir()} == before, name
