@@ -157,7 +157,8 @@ def process_input(path: Path | str, options: RunOptions, taken: dict[str, str] |
     results = []
     for product, clash in zip(association.products, clashes, strict=True):
         if clash is not None:
-            error = InvalidInputError(path, f"product {product.name} (#{len(results) + 1}): {clash}")
+            label = "" if association.is_singleton else f"product {product.name} (#{len(results) + 1}): "
+            error = InvalidInputError(path, label + clash)
             log.debug("%s", error, extra={"file": str(path)})
             results.append(ProductResult(path, product_root(product.name), FAILED, (), str(error), 0.0,
                                          failure_of(error)))
