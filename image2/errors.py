@@ -48,3 +48,12 @@ class StepError(Image2Error, ValueError):
         self.step = step
         self.problem = problem
         super().__init__(f"{step}: {problem}")
+
+
+class OutputConflictError(Image2Error):
+    """A product's destination that must not be written: a symlink, or a file the run did not leave there."""
+
+    def __init__(self, path: object, problem: str) -> None:
+        self.path = str(path)
+        self.problem = problem
+        super().__init__(f"{self.path}: {problem}")

@@ -42,15 +42,16 @@ def _results(inputs: tuple[Path, ...], options: RunOptions, jobs: int | None, lo
 
     from image2.run.events import QueueReader, forward_to, report_to
     from image2.run.executors import START_METHOD
-    from image2.run.process import process_input
+    from image2.run.process import process_input, products_before
     from image2.run.references import with_reference_choices
     from image2.run.results import FAILED, ProductResult, failure_of
 
+    taken = products_before(inputs, options.allow_outside)
     if executor == "local" and ((jobs or 1) <= 1 or len(inputs) <= 1):
         report_to(on_event)
         try:
-            for path in inputs:
-                yield path, process_input(path, options)
+            for path, before in zip(inputs, taken, strict=True):
+                yield path, process_input(path, options, before)
         finally:
             report_to(None)
         return
@@ -64,7 +65,7 @@ def _results(inputs: tuple[Path, ...], options: RunOptions, jobs: int | None, lo
         setup = (forward_to, (queue, log_setup[1]))
         reader = QueueReader(queue, on_event)
     paths = (path.absolute() if executor == "dask" else path for path in inputs)
-    calls = ((path, with_reference_choices(path, options)) for path in paths)
+    calls = ((path, with_reference_choices(path, options), before) for path, before in zip(paths, taken, strict=True))
     with reader or contextlib.nullcontext(), make_executor(executor, jobs, scheduler, initializer=setup[0],
                                                            initargs=setup[1]) as pool:
         for end in finished(pool, process_input, calls):
@@ -222,7 +223,7 @@ def process(ctx: click.Context, inputs: tuple[Path, ...], output_dir: Path, refe
     log = get_logger("image2.cli.process")
     # Said before the pipeline is imported (a few seconds), so a run shows life at once.
     log.info("start", inputs=len(inputs), output_dir=str(output_dir), jobs=jobs or 1, executor=executor)
-    from image2.run.options import RunOptions, configuration
+    from image2.run.options import RunOptions, configuration, output_problem
 
     options = RunOptions(output_dir=output_dir, reference_dirs=reference_dirs, overrides=overrides,
                          crds_path=crds_path, crds_context=crds_context, config_file=config_file,
@@ -233,6 +234,9 @@ def process(ctx: click.Context, inputs: tuple[Path, ...], output_dir: Path, refe
         configuration(options)  # configuration errors are usage errors: report before any work
     except Image2Error as error:
         raise click.UsageError(str(error)) from None
+    problem = output_problem(output_dir)
+    if problem is not None:
+        raise click.UsageError(problem)
     log_format = ctx.obj.get("log_format", "console")
     log_setup = (log_format, logging.getLevelName(logging.getLogger("image2").level))
     started = time.perf_counter()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import sqlite3
 from pathlib import Path
 
 import attrs
@@ -16,6 +18,17 @@ from image2.run.executors import make_executor
 from image2.watch.readiness import DEFAULT_PATTERNS
 
 _SECONDS = click.FloatRange(min=0.0)
+
+
+def watched_output_problem(folder: Path, output_dir: Path) -> str | None:
+    """Return why products written to ``output_dir`` would never be seen to land in the watched ``folder``
+    (it is the output folder, or inside it: the daemon's own files), or None."""
+    watched, output = os.path.realpath(folder), os.path.realpath(output_dir)
+    if watched == output:
+        return f"the output folder {output_dir} is the watched folder {folder}; give another -o"
+    if os.path.commonpath((watched, output)) == output:
+        return f"the watched folder {folder} lies inside the output folder {output_dir}; give another -o"
+    return None
 
 
 @click.command()
@@ -103,6 +116,10 @@ def watch(ctx: click.Context, folders: tuple[Path, ...], output_dir: Path, ledge
         configuration(options)
     except Image2Error as error:
         raise click.UsageError(str(error)) from None
+    for folder in folders:
+        problem = watched_output_problem(folder, output_dir)
+        if problem is not None:
+            raise click.UsageError(problem)
     config = WatchConfig(
         roots=folders, output_dir=output_dir, options=options, patterns=patterns or DEFAULT_PATTERNS,
         recursive=recursive, workers=workers or 1, poll=poll, settle=settle, quarantine=quarantine,
@@ -119,13 +136,19 @@ def watch(ctx: click.Context, folders: tuple[Path, ...], output_dir: Path, ledge
         log.info("status-page", url=page.url)
     log_setup = ((ctx.obj or {}).get("log_format", "console"),
                  logging.getLevelName(logging.getLogger("image2").level))
-    # The daemon is the coordinator: it chooses each input's references and hands them to the workers.
-    if executor == "local":
-        daemon = Daemon(config, executor=lambda n: process_pool(n, configure, log_setup), log=log,
-                        prepare=with_reference_choices)
-        ctx.exit(daemon.run())
-    with make_executor(executor, workers, scheduler, initializer=configure, initargs=log_setup) as cluster:
-        daemon = Daemon(attrs.evolve(config, workers=workers or cluster.capacity()), executor=lambda n: cluster,
-                        log=log, prepare=with_reference_choices)
-        status = daemon.run()
+    try:
+        # The daemon is the coordinator: it chooses each input's references and hands them to the workers.
+        if executor == "local":
+            daemon = Daemon(config, executor=lambda n: process_pool(n, configure, log_setup), log=log,
+                            prepare=with_reference_choices)
+            ctx.exit(daemon.run())
+        with make_executor(executor, workers, scheduler, initializer=configure, initargs=log_setup) as cluster:
+            daemon = Daemon(attrs.evolve(config, workers=workers or cluster.capacity()), executor=lambda n: cluster,
+                            log=log, prepare=with_reference_choices)
+            status = daemon.run()
+    except sqlite3.DatabaseError as error:  # a ledger that is no SQLite database, or a damaged one
+        if (ctx.obj or {}).get("debug"):
+            raise
+        raise click.ClickException(f"the ledger {config.ledger_file} cannot be used ({error}); move it aside to "
+                                   "start a new one") from None
     ctx.exit(status)

@@ -31,30 +31,14 @@ from gwcs.utils import fitswcs_nonlinear
 
 from image2.core.cards import Cards
 from image2.core.exposure import Exposure
-from image2.core.frozen import frozen_mapping
 from image2.core.meta import Meta, Pointing
 from image2.core.provenance import Outcome, StepSkipped, step
 from image2.core.references import DistortionReference, FilterOffset, FilterOffsetReference
+from image2.core.scope import IMAGING_TYPES, NOT_IMPLEMENTED
 from image2.core.sky_region import s_region
 from image2.errors import StepError
 
 STEP = "assign_wcs"
-
-IMAGING_TYPES: Mapping[str, frozenset[str]] = frozen_mapping({
-    "NIRCAM": frozenset({"NRC_IMAGE", "NRC_TSIMAGE", "NRC_CORON", "NRC_FOCUS", "NRC_TACQ", "NRC_TACONFIRM"}),
-    "NIRISS": frozenset({"NIS_IMAGE", "NIS_AMI", "NIS_FOCUS", "NIS_TACQ", "NIS_TACONFIRM"}),
-    "MIRI": frozenset({"MIR_IMAGE", "MIR_LYOT", "MIR_4QPM", "MIR_CORONCAL", "MIR_TACQ", "MIR_TACONFIRM"}),
-    "FGS": frozenset({"FGS_IMAGE", "FGS_FOCUS"}),
-})
-"""EXP_TYPEs that get the imaging WCS, per JWST instrument (steps.md §3.1)."""
-
-NOT_IMPLEMENTED: Mapping[str, tuple[str, ...]] = frozen_mapping({
-    "NIRCAM": ("NRC_LED", "NRC_DARK", "NRC_FLAT", "NRC_GRISM"),
-    "NIRISS": ("NIS_DARK", "NIS_LAMP"),
-    "MIRI": ("MIR_DARK", "MIR_FLAT"),
-    "FGS": ("FGS_SKYFLAT", "FGS_INTFLAT", "FGS_DARK"),
-})
-"""EXP_TYPE prefixes for which no WCS exists (calibration exposures): the step skips them."""
 
 DISTORTION = "distortion"
 FITS_KEYWORDS = "fits_keywords"

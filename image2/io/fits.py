@@ -22,6 +22,7 @@ from image2.errors import InvalidInputError
 from image2.io.asdf_tree import EXTNAME as ASDF_EXTNAME
 from image2.io.asdf_tree import hdu_to_meta, tree_to_hdu
 from image2.io.atomic import atomic_write
+from image2.io.bounds import check_fits
 
 if TYPE_CHECKING:
     from image2.io.liger import LigerExposureFile
@@ -53,14 +54,24 @@ def header_cards(header: fits.Header) -> Cards:
     ))
 
 
+def fits_text(value: Any) -> Any:
+    """Return ``value`` as a FITS card may hold it: a string with characters outside printable ASCII
+    (accents, newlines: from a file name, say) written as Python escapes (``\\xe9``, ``\\n``)."""
+    if not isinstance(value, str) or all(" " <= c <= "~" for c in value):
+        return value
+    return "".join(c if " " <= c <= "~" else c.encode("unicode_escape").decode("ascii") for c in value)
+
+
 def to_header(cards: Cards) -> fits.Header:
+    """Return ``cards`` as an astropy header, texts made FITS-safe (:func:`fits_text`)."""
     header = fits.Header()
     for card in cards:
+        value, comment = fits_text(card.value), fits_text(card.comment)
         if card.keyword in COMMENTARY:
-            header.add_comment(card.value) if card.keyword == "COMMENT" else (
-                header.add_history(card.value) if card.keyword == "HISTORY" else header.add_blank(card.value))
+            header.add_comment(value) if card.keyword == "COMMENT" else (
+                header.add_history(value) if card.keyword == "HISTORY" else header.add_blank(value))
         else:
-            header[card.keyword] = (card.value, card.comment)
+            header[card.keyword] = (value, comment)
     return header
 
 
@@ -79,7 +90,10 @@ def _typed(path: Path, keyword: str, kind: type, value: Any) -> Any:
 
 def meta_from_headers(path: Path, headers: Mapping[str, fits.Header], tree: Mapping[str, Any]) -> Meta:
     """Build typed metadata from FITS headers (by HDU name) and the embedded ASDF ``meta``."""
-    cards = {name: header_cards(header) for name, header in headers.items()}
+    try:
+        cards = {name: header_cards(header) for name, header in headers.items()}
+    except fits.VerifyError as error:  # a card astropy cannot parse, e.g. RA_REF = NAN
+        raise InvalidInputError(path, f"{str(error).split(',')[0]} in the header") from None
     groups: dict[str, dict[str, Any]] = {}
     for spec in KEYWORDS:
         hdu_cards = cards.get(spec.hdu)
@@ -94,20 +108,42 @@ def meta_from_headers(path: Path, headers: Mapping[str, fits.Header], tree: Mapp
     cards["PRIMARY"] = primary.without_matching(lambda k: is_status_keyword(k) or is_reference_keyword(k))
     defaults = Meta()
     typed = {name: attrs.evolve(getattr(defaults, name), **values) for name, values in groups.items()}
-    own = tree.get("image2", {}) if isinstance(tree.get("image2"), dict) else {}
-    provenance = tuple(StepRecord(**record) for record in own.get("provenance", ()))
     return Meta(
-        **typed, status=status, refs=refs, provenance=provenance, cards=cards,
-        tree={key: tree[key] for key in TREE_KEYS if key in tree},
+        **typed, status=status, refs=refs, provenance=_provenance(path, tree), cards=cards,
+        tree={key: _tree_value(path, key, tree[key]) for key in TREE_KEYS if key in tree},
     )
 
 
+def _tree_value(path: Path, key: str, value: Any) -> Any:
+    """Return the ASDF ``meta.<key>`` value, which must be of its kind (TREE_KEYS) or null."""
+    kind, name = (list, "a list") if key == "subarray_map" else (Mapping, "a mapping")
+    if value is not None and not isinstance(value, kind):
+        raise InvalidInputError(path, f"embedded ASDF meta.{key} is a {type(value).__name__}, not {name}")
+    return value
+
+
+def _provenance(path: Path, tree: Mapping[str, Any]) -> tuple[StepRecord, ...]:
+    """Return the step records image2 left in the ASDF tree; a malformed one is an InvalidInputError."""
+    own = tree.get("image2", {}) if isinstance(tree.get("image2"), Mapping) else {}
+    records = own.get("provenance", ())
+    if not isinstance(records, (list, tuple)):
+        raise InvalidInputError(path, "embedded ASDF meta.image2.provenance is not a list")
+    fields = {field.name for field in attrs.fields(StepRecord)}
+    parsed = []
+    for number, record in enumerate(records, start=1):
+        if not isinstance(record, Mapping) or not set(record) <= fields or "step" not in record:
+            raise InvalidInputError(path, f"embedded ASDF meta.image2.provenance entry {number} is not a step "
+                                          f"record ({str(record)[:60]})")
+        try:
+            parsed.append(StepRecord(**record))
+        except (TypeError, ValueError) as error:
+            raise InvalidInputError(path, f"embedded ASDF meta.image2.provenance entry {number}: {error}") from None
+    return tuple(parsed)
+
+
 def _open_fits(path: Path) -> fits.HDUList:
-    """Open ``path`` lazily (arrays are read on demand) and check it is complete."""
-    if not path.exists():
-        raise InvalidInputError(path, "no such file")
-    if path.is_dir():
-        raise InvalidInputError(path, "is a directory, not a FITS file")
+    """Open ``path`` lazily (arrays are read on demand) once its headers show it whole and within limits."""
+    check_fits(path)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
@@ -138,7 +174,7 @@ class ExposureFile:
         try:
             self._index = self._validate()
             with_tree = ASDF_EXTNAME in self._index and not headers_only
-            tree = hdu_to_meta(self._hdul[ASDF_EXTNAME]) if with_tree else {}
+            tree = hdu_to_meta(self._hdul[ASDF_EXTNAME], self.path) if with_tree else {}
             headers = {name: self._hdul[i].header for name, i in self._index.items() if name != ASDF_EXTNAME}
             self.meta = meta_from_headers(self.path, headers, tree)
             self.wcs = tree.get("wcs")
@@ -155,10 +191,14 @@ class ExposureFile:
             index.setdefault("PRIMARY" if i == 0 else hdu.name.upper(), i)
         if "SCI" not in index:
             raise InvalidInputError(self.path, "no SCI extension")
-        naxis = self._hdul[index["SCI"]].header.get("NAXIS", 0)
-        if naxis not in (2, 3):
-            raise InvalidInputError(self.path, f"SCI is {naxis}-D; a rate file is 2-D and a rateints file 3-D")
+        for name in ARRAY_EXTENSIONS:
+            if name in index and not isinstance(self._hdul[index[name]], (fits.ImageHDU, fits.CompImageHDU)):
+                raise InvalidInputError(self.path, f"{name} is a {type(self._hdul[index[name]]).__name__}, not an image")
         shape = self._hdul[index["SCI"]].shape
+        if len(shape) not in (2, 3):
+            raise InvalidInputError(self.path, f"SCI is {len(shape)}-D; a rate file is 2-D and a rateints file 3-D")
+        if 0 in shape:
+            raise InvalidInputError(self.path, f"SCI has an empty axis (shape {shape}): there is nothing to calibrate")
         for name in ("ERR", "DQ", "VAR_POISSON", "VAR_RNOISE", "VAR_FLAT"):
             if name in index and self._hdul[index[name]].shape != shape:
                 raise InvalidInputError(self.path, f"{name} shape {self._hdul[index[name]].shape} differs from SCI {shape}")

@@ -7,7 +7,8 @@ more. This is the one place that knows the block and card layout.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+import os
+from collections.abc import Collection, Iterator, Mapping
 from typing import BinaryIO
 
 BLOCK = 2880
@@ -102,3 +103,14 @@ def data_size(cards: Mapping[str, str]) -> int:
 def padded(size: int) -> int:
     """Return ``size`` rounded up to whole blocks, as a FITS header or data area occupies the file."""
     return -(-size // BLOCK) * BLOCK
+
+
+def primary_values(path: str | bytes | os.PathLike, keywords: Collection[str]) -> dict[str, str]:
+    """Return the value text (see :func:`card_value`) of ``keywords`` found in a file's primary header.
+
+    Raises OSError when the file cannot be read, HeaderTruncated or NotFits when it is no FITS file.
+    """
+    wanted = set(keywords)
+    with open(path, "rb") as handle:
+        return {keyword: card_value(card) for keyword, card in header_cards(handle, primary=True, max_blocks=100)
+                if keyword in wanted}

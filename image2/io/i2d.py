@@ -72,7 +72,7 @@ def read_i2d(path: Path | str) -> Resampled:
             index = {("PRIMARY" if i == 0 else hdu.name.upper()): i for i, hdu in enumerate(hdul)}
             if "SCI" not in index or "WHT" not in index:
                 raise InvalidInputError(path, "not an i2d product (SCI and WHT extensions are required)")
-            tree = hdu_to_meta(hdul[ASDF_EXTNAME]) if ASDF_EXTNAME in index else {}
+            tree = hdu_to_meta(hdul[ASDF_EXTNAME], path) if ASDF_EXTNAME in index else {}
             headers = {name: hdul[i].header for name, i in index.items() if name != ASDF_EXTNAME}
             meta = meta_from_headers(path, headers, tree)
             arrays = {_FIELDS[name]: np.array(hdul[index[name]].data) for name in I2D_EXTENSIONS

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import attrs
 
-from image2.core.config import Config
+from image2.core.config import Config, ConfigError
+from image2.io.bounds import Limits
 from image2.io.config_file import load_config
 from image2.io.i2d import read_output_wcs
 from image2.io.preview import ORIENTATIONS
@@ -54,13 +56,32 @@ def configuration(options: RunOptions) -> Config:
 def step_configuration(config: Config) -> Config:
     """Return ``config`` with file-valued parameters loaded: resample's ``output_wcs`` file gives
     the gwcs, and its pixel scale when the file states one and ``pixel_scale`` is not set."""
+    shape = config.value("resample", "output_shape")
+    limit = Limits.from_environment().max_plane_pixels
+    if shape and all(isinstance(n, int) for n in shape) and shape[0] * shape[-1] > limit:
+        raise ConfigError(f"resample.output_shape={list(shape)}: {shape[0] * shape[-1]} pixels exceed the limit of "
+                          f"{limit} (IMAGE2_MAX_PLANE_PIXELS)")
     path = config.value("resample", "output_wcs")
     if not isinstance(path, str) or not path:
         return config
-    shape = config.value("resample", "output_shape")
     wcs, pixel_scale = read_output_wcs(path, tuple(shape) if shape else None)
     steps = {name: dict(params) for name, params in config.steps.items()}
     steps["resample"]["output_wcs"] = wcs
     if steps["resample"]["pixel_scale"] is None:
         steps["resample"]["pixel_scale"] = pixel_scale
     return Config(steps)
+
+
+def output_problem(folder: Path) -> str | None:
+    """Return why products cannot be written in ``folder`` (None when they can): it, or the nearest
+    existing folder it would be made in, must be a folder this process may write."""
+    existing = Path(os.path.abspath(folder))
+    while not existing.exists() and existing != existing.parent:
+        if existing.is_symlink():
+            return f"output folder {folder}: {existing} is a dangling symlink"
+        existing = existing.parent
+    if not existing.is_dir():
+        return f"output folder {folder}: {existing} is not a folder"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return f"output folder {folder}: {existing} is not writable"
+    return None

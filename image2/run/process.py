@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from image2.core.association import Association, Product
@@ -17,15 +18,16 @@ from image2.core.exposure import Exposure
 from image2.core.meta import Meta
 from image2.core.naming import product_filename, product_root
 from image2.core.pipeline import calibrate
-from image2.errors import Image2Error
+from image2.core.scope import refusal
+from image2.errors import Image2Error, InvalidInputError, OutputConflictError
 from image2.io.association import load_input
 from image2.io.atomic import Staging
 from image2.io.asdf_manifests import use_libyaml_for_manifests
-from image2.io.fits import open_exposure, read_exposure
+from image2.io.fits import ExposureFile, open_exposure, read_exposure
 from image2.run.cube import stage_cube
 from image2.run.events import StepClock, report
 from image2.run.options import RunOptions, configuration
-from image2.run.publish import stage_products
+from image2.run.publish import destination_problem, stage_products
 from image2.run.references import choose_references, reference_cards, skipped_steps
 from image2.run.results import DONE, FAILED, SKIPPED, Failure, FailureKind, ProductResult, failure_of
 
@@ -64,11 +66,15 @@ def process_product(association: Association, product: Product, options: RunOpti
         return failed(str(error), Failure(FailureKind.CONFIGURATION, str(error)))
     try:
         with open_exposure(science) as handle:
+            admissible(handle)
             cal_path = options.output_dir / product_filename(root, "cal", handle.is_cube)
-            if cal_path.exists() and not options.overwrite:
+            if cal_path.exists() and not cal_path.is_symlink() and not options.overwrite:
                 return ProductResult(source, root, SKIPPED, (cal_path,),
                                      f"{cal_path.name} exists (use --overwrite to replace it)",
                                      time.perf_counter() - started)
+            problem = destination_problem(options.output_dir, root, handle.meta, handle.is_cube, options.overwrite)
+            if problem is not None:
+                raise OutputConflictError(science, problem)
             meta = _with_association(handle.meta, association)
             references, plan = choose_references(meta, options, science, config)
             meta = meta.with_cards("PRIMARY", reference_cards(plan))
@@ -100,31 +106,86 @@ def process_product(association: Association, product: Product, options: RunOpti
                          skipped_steps=skipped_steps(cal, plan))
 
 
+def admissible(handle: ExposureFile) -> None:
+    """Raise InvalidInputError when stage-2 imaging must not calibrate the opened exposure (image2.core.scope)."""
+    problem = refusal(handle.meta, handle.shape)
+    if problem is not None:
+        raise InvalidInputError(handle.path, problem)
+
+
 def validate_input(path: Path) -> None:
-    """Check cheaply that ``path`` is a readable exposure or association, without calibrating."""
+    """Check cheaply that ``path`` is an exposure or association stage 2 may calibrate, without calibrating.
+
+    Headers only: the embedded ASDF tree and the arrays are left to the worker that calibrates,
+    so a crafted file costs the caller (the watch daemon's coordinator) a few header blocks.
+    """
     association = load_input(path)
     for product in association.products:
         for member in product.members:
             if member.exptype in ("science", "background"):
-                with open_exposure(member.path):
-                    pass
+                with open_exposure(member.path, headers_only=True) as handle:
+                    if member.exptype == "science":
+                        admissible(handle)
 
 
-def process_input(path: Path | str, options: RunOptions) -> list[ProductResult]:
+def clashing(association: Association, taken: dict[str, str]) -> list[str | None]:
+    """Return, per product of ``association``, the problem when its product name is already in ``taken``
+    (root → what makes it) or None, when it is added to ``taken``."""
+    problems: list[str | None] = []
+    for product in association.products:
+        root = product_root(product.name)
+        owner = str(association.path or product.science[0].path) + (
+            "" if association.is_singleton else f" [{product.name} (#{len(problems) + 1})]")
+        if root in taken:
+            problems.append(f"makes the same products ({root}_*) as {taken[root]} in this run; rename one of them")
+        else:
+            problems.append(None)
+            taken[root] = owner
+    return problems
+
+
+def process_input(path: Path | str, options: RunOptions, taken: dict[str, str] | None = None) -> list[ProductResult]:
     """Calibrate every product of one input file; never raises for bad input data.
 
-    Its step events (image2.run.events) end with ``("finished", path)``.
+    ``taken`` maps the product names made by earlier inputs of the same run to their input: a
+    product of this input with one of those names fails (it would be skipped, its data never
+    calibrated); names of this input's products are added. Its step events (image2.run.events)
+    end with ``("finished", path)``.
     """
     use_libyaml_for_manifests()  # before asdf's first use in this process; then a no-op
     try:
-        return _products_of(Path(path), options)
+        return _products_of(Path(path), options, {} if taken is None else taken)
     finally:
         report(("finished", str(path)))
 
 
-def _products_of(path: Path, options: RunOptions) -> list[ProductResult]:
+def _products_of(path: Path, options: RunOptions, taken: dict[str, str]) -> list[ProductResult]:
     try:
         association = load_input(path, allow_outside=options.allow_outside)
     except Image2Error as error:
         return [ProductResult(path, path.name, FAILED, (), str(error), 0.0, failure_of(error))]
-    return [process_product(association, product, options, path) for product in association.products]
+    clashes = clashing(association, taken)
+    results = []
+    for product, clash in zip(association.products, clashes, strict=True):
+        if clash is not None:
+            label = "" if association.is_singleton else f"product {product.name} (#{len(results) + 1}): "
+            error = InvalidInputError(path, label + clash)
+            results.append(ProductResult(path, product_root(product.name), FAILED, (), str(error), 0.0,
+                                         failure_of(error)))
+        else:
+            results.append(process_product(association, product, options, path))
+    return results
+
+
+def products_before(inputs: Sequence[Path], allow_outside: bool = False) -> list[dict[str, str]]:
+    """Return, for each input of one run, the product names the inputs before it make (see
+    :func:`process_input`'s ``taken``); an unreadable input makes none."""
+    taken: dict[str, str] = {}
+    before = []
+    for path in inputs:
+        before.append(dict(taken))
+        try:
+            clashing(load_input(path, allow_outside=allow_outside), taken)
+        except Image2Error:
+            continue
+    return before

@@ -5,10 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from image2.core.exposure import Exposure
+from image2.core.meta import Meta
 from image2.core.naming import product_filename
 from image2.core.pipeline import Products
+from image2.core.steps import products as product_kinds
 from image2.io.atomic import Staging
 from image2.io.fits import exposure_hdus
+from image2.io.fits_blocks import primary_values, quoted_string
 from image2.io.i2d import i2d_hdus
 from image2.io.preview import preview_of
 
@@ -65,3 +68,47 @@ def write_products(products: Products, output_dir: Path | str, root: str, *, ove
         stage_products(staging, products, output_dir, root, preview=preview,
                        save_combined_background=save_combined_background)
         return staging.publish()
+
+
+def destinations(output_dir: Path, root: str, cube: bool) -> tuple[Path, ...]:
+    """Return every file a product of ``root`` may be published as, the cal first."""
+    names = [product_filename(root, kind.kind, cube) for kind in product_kinds()]
+    previews = [Path(name).stem + ".png" for name in names[:1] + [product_filename(root, "i2d")]]
+    return tuple(output_dir / name for name in dict.fromkeys(names + previews))
+
+
+def _left_for(path: Path, meta: Meta) -> bool:
+    """True when ``path`` is a product image2 wrote for the exposure of ``meta`` (a leftover of an
+    interrupted run, which a new run may replace); a picture is judged by its FITS sibling."""
+    if path.suffix == ".png":
+        return path.with_suffix(".fits").exists() and _left_for(path.with_suffix(".fits"), meta)
+    try:
+        values = primary_values(path, ("CAL_VCS", "EXPSTART"))
+        writer = quoted_string(values.get("CAL_VCS", "''"))[0]
+        start = float(values.get("EXPSTART", "nan"))
+    except (OSError, ValueError):
+        return False
+    return writer.startswith("image2-") and start == meta.exposure.start
+
+
+def destination_problem(output_dir: Path, root: str, meta: Meta, cube: bool, overwrite: bool) -> str | None:
+    """Return why the products of ``root`` must not be published in ``output_dir`` (None when they may).
+
+    Checked before anything is calibrated or published, so a run never leaves some files of a
+    product behind: no destination may be a symlink (dangling or not), and without ``overwrite``
+    an existing file is replaced only when it is a leftover of image2 for this very exposure,
+    without its cal (its cal is published last).
+    """
+    paths = destinations(output_dir, root, cube)
+    for path in paths:
+        if path.is_symlink():
+            state = "a dangling symlink" if not path.exists() else "a symlink"
+            return f"{path} is {state}; products are never written through links"
+    if overwrite:
+        return None
+    strangers = [path for path in paths[1:] if path.exists() and not _left_for(path, meta)]
+    if strangers:
+        names = ", ".join(path.name for path in strangers)
+        return (f"{names} already in {output_dir} without {paths[0].name} (not left by image2 for this exposure); "
+                "use --overwrite to replace")
+    return None

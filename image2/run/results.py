@@ -13,7 +13,8 @@ from pathlib import Path
 import attrs
 
 from image2.core.config import ConfigError
-from image2.errors import Image2Error, InvalidInputError, MissingReferenceError, ReferenceFileError, StepError
+from image2.errors import (Image2Error, InvalidInputError, MissingReferenceError, OutputConflictError,
+                           ReferenceFileError, StepError)
 from image2.io.atomic import ProductExistsError
 
 DONE, SKIPPED, FAILED = "done", "skipped", "failed"
@@ -77,6 +78,8 @@ def failure_of(error: BaseException) -> Failure:
         return Failure(FailureKind.STEP, str(error))
     if isinstance(error, ConfigError):
         return Failure(FailureKind.CONFIGURATION, str(error))
+    if isinstance(error, OutputConflictError):
+        return Failure(FailureKind.IO, str(error), errno.EEXIST)
     if isinstance(error, ProductExistsError):
         return Failure(FailureKind.IO, str(error), errno.EEXIST)
     if isinstance(error, OSError):
