@@ -30,7 +30,6 @@ from image2.errors import Image2Error
 from image2.io.atomic import remove_abandoned_staging
 from image2.run.executors import process_pool
 from image2.run.process import process_input, validate_input
-from image2.watch import tasks
 from image2.watch.associations import Associations
 from image2.watch.clock import Clock, SystemClock
 from image2.watch.config import WatchConfig
