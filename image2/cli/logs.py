@@ -23,7 +23,7 @@ _UNSHOWN = frozenset({"event", "timestamp", "level", "logger", "file", "step", "
 def _shown(value: Any) -> str:
     """A field's value as a console line shows it: lists joined by commas, paths in them by their names."""
     if isinstance(value, (list, tuple)):
-        return ",".join(os.path.basename(str(item)) for item in value)
+        return ",".join(str(item) if " " in str(item) else os.path.basename(str(item)) for item in value)
     return str(value)
 
 

@@ -40,8 +40,8 @@ class StepObserver(Protocol):
     def started(self, step: str) -> None:
         """``step`` is about to run."""
 
-    def ended(self, step: str, status: str) -> None:
-        """``step`` ran or was skipped; ``status`` is what its provenance records (COMPLETE, SKIPPED)."""
+    def ended(self, step: str, status: str, notes: Sequence[str]) -> None:
+        """``step`` ran or was skipped: its provenance's status (COMPLETE, SKIPPED) and notes."""
 
 
 def plan(exposure: Exposure, references: References, config: Config, n_background: int = 0) -> tuple[PlannedStep, ...]:
@@ -113,12 +113,12 @@ def _calibrated(exposure: Exposure, references: References, config: Config,
             if declared.saves is not None and config.value(declared.name, "save_results"):
                 kept[declared.saves] = exposure
             if observer is not None:
-                stamped = exposure if ran.made is None else ran.made
-                observer.ended(declared.name, stamped.meta.provenance[-1].status)
+                record = (exposure if ran.made is None else ran.made).meta.provenance[-1]
+                observer.ended(declared.name, record.status, record.notes)
         elif step.applies:
             exposure = skip(exposure, step.name, step.reason)
             if observer is not None:
-                observer.ended(step.name, SKIPPED)
+                observer.ended(step.name, SKIPPED, exposure.meta.provenance[-1].notes)
     return Products(cal=exposure, background=background, **kept)
 
 

@@ -1,8 +1,8 @@
 """The steps of a run as they happen: each timed and logged once, and handed on to whoever shows progress.
 
 :class:`StepClock` watches one product's steps (core's ``StepObserver``): it logs one ``step``
-event per step with its status and duration, and hands ``planned``, ``started`` and ``ended``
-events to this process's listener (:func:`report_to`): a live display in a single-process run,
+event per step with its status and duration, then the step's notes, and hands ``planned``,
+``started`` and ``ended`` events to this process's listener (:func:`report_to`): a live display in a single-process run,
 or, in a worker process, a queue to the parent. In a worker, :func:`forward_to` sends both the
 log records and those events through one queue, so the parent receives them in the order they
 happened and :class:`QueueReader` hands them to its own logging and display.
@@ -16,6 +16,8 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
+
+from image2.core.provenance import SKIPPED
 
 log = logging.getLogger("image2.run")
 
@@ -67,15 +69,20 @@ class StepClock:
         if step not in self._ended:
             report(("started", self.source, step))
 
-    def ended(self, step: str, status: str) -> None:
-        """Log and report ``step``'s status and duration (zero for a step skipped without running)."""
+    def ended(self, step: str, status: str, notes: Sequence[str] = ()) -> None:
+        """Log and report ``step``'s status and duration (zero for a step skipped without running), then
+        its notes (warnings when it was skipped)."""
         began = self._current[1] if self._current is not None and self._current[0] == step else None
         self._current = None
         seconds = 0.0 if began is None else time.perf_counter() - began
         first = step not in self._ended
         self._ended.add(step)
-        log.log(logging.INFO if first else logging.DEBUG, "step",
-                extra={"file": self.science, "step": step, "status": status, "seconds": round(seconds, 3)})
+        level = logging.INFO if first else logging.DEBUG
+        log.log(level, "step", extra={"file": self.science, "step": step, "status": status,
+                                      "seconds": round(seconds, 3)})
+        for note in notes:
+            log.log(logging.WARNING if status == SKIPPED and first else level, "%s", note,
+                    extra={"file": self.science, "step": step, "status": status})
         if first:
             report(("ended", self.source, step, status, seconds))
 

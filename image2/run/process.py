@@ -14,7 +14,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from image2.core.association import Association, Product
-from image2.core.exposure import Exposure
 from image2.core.meta import Meta
 from image2.core.naming import product_filename, product_root
 from image2.core.pipeline import calibrate
@@ -36,13 +35,6 @@ log = logging.getLogger(__name__)
 
 def _with_association(meta: Meta, association: Association) -> Meta:
     return meta.with_cards("PRIMARY", {"ASNPOOL": association.asn_pool, "ASNTABLE": association.table_name})
-
-
-def _log_notes(exposure: Exposure, path: Path) -> None:
-    for record in exposure.meta.provenance:
-        for note in record.notes:
-            level = logging.WARNING if record.status == "SKIPPED" else logging.INFO
-            log.log(level, "%s", note, extra={"file": str(path), "step": record.step, "status": record.status})
 
 
 def process_product(association: Association, product: Product, options: RunOptions,
@@ -90,7 +82,6 @@ def process_product(association: Association, product: Product, options: RunOpti
                                    replace_companions=True,
                                    save_combined_background=config.value("bkg_subtract", "save_combined_background"))
                     cal = products.cal
-                _log_notes(cal, science)
                 outputs = tuple(staging.publish())
     except Image2Error as error:
         clock.failed()
