@@ -530,6 +530,7 @@ def test_watch_command_builds_its_configuration(tmp_path: Path, monkeypatch: pyt
                                  "--ledger", str(tmp_path / "state" / "l.sqlite")])
     assert result.exit_code == 0, result.output
     assert seen["config"].ledger_file == tmp_path / "state" / "l.sqlite"
-    assert seen["config"].poll == 2.5 and seen["config"].patterns == ("*_rate.fits", "*_rateints.fits", "*_asn.json")
+    assert seen["config"].poll == 2.5 and seen["config"].patterns == (
+        "*_rate.fits", "*_rateints.fits", "*_Liger_*_SCI_LVL1_*.fits", "*_IRIS_*_SCI_LVL1_*.fits", "*_asn.json")
     result = runner.invoke(cli, ["watch", str(tmp_path / "a"), "-o", str(tmp_path / "out"), "--step", "nonsense"])
     assert result.exit_code == 2
