@@ -94,3 +94,19 @@ def test_a_full_disk_masked_by_the_writer_is_reported_as_a_full_disk(tmp_path: P
     assert list(tmp_path.iterdir()) == []
     with pytest.raises(AttributeError), atomic_write(final) as handle:
         raise AttributeError("a defect, not a full disk")
+
+
+def test_image2_process_removes_the_staging_its_dead_workers_left_at_its_end(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from image2.cli.main import cli
+
+    out = tmp_path / "out"
+    out.mkdir()
+    dead = _touch(out / f".a_cal.fits.{_dead_pid()}-{host_tag()}.0123456789ab.tmp")
+    live = _touch(out / f".b_cal.fits.{os.getpid()}-{host_tag()}.0123456789ab.tmp")
+    junk = tmp_path / "x_rate.fits"
+    junk.write_text("not FITS")
+    result = CliRunner().invoke(cli, ["process", str(junk), "-o", str(out), "-q"])
+    assert result.exit_code == 2, result.output
+    assert not dead.exists() and live.exists()

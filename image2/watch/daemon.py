@@ -209,6 +209,8 @@ class Daemon:
 
     def sleep_time(self) -> float:
         """Seconds the loop may sleep before something is due (events wake it sooner)."""
+        if self.ledger_outage.waiting():  # the loop does nothing until then (a scan under way waits too)
+            return min(MAX_WAIT, self.ledger_outage.remaining())
         now = self.clock.monotonic()
         due = [now + MAX_WAIT, self._next_heartbeat, self._next_health, self.intake.next_due()]
         waits = self.associations.next_due()

@@ -57,6 +57,10 @@ class Outage:
         """True while the work must not be tried again yet."""
         return self.active and self._clock.monotonic() < self._until
 
+    def remaining(self) -> float:
+        """Seconds until the work may be tried again (0 when it may be now)."""
+        return max(0.0, self._until - self._clock.monotonic()) if self.active else 0.0
+
     def hit(self, reason: str) -> None:
         """Note that the work met the condition (again); the first hit of an outage is said."""
         now = self._clock.monotonic()

@@ -344,6 +344,8 @@ def test_a_ledger_that_cannot_be_written_is_said_once_retried_after_doubling_del
         disk.full = True
         h.work()  # a is done, but the ledger cannot say so: kept, not lost
         late = h.drop("b_rate.fits", seed=2)  # arrives during the outage
+        h.daemon.intake.begin_scan("reconcile")  # a scan under way does not make the loop spin
+        assert h.daemon.sleep_time() == pytest.approx(1.0)
         for _ in range(60):  # 30 s
             h.turn(0.5)
         assert disk.refused <= 8  # a few retries after doubling delays, no tight loop
