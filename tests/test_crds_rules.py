@@ -20,6 +20,7 @@ from image2.errors import InvalidInputError
 from image2.io.refs import crds as refs_crds
 from image2.io.refs import index as reference_index
 from image2.io.refs.crds import (
+    CRDS_VARIABLES,
     SERVERLESS_URL,
     CrdsCache,
     CrdsRules,
@@ -60,15 +61,13 @@ IMAGING = ("distortion", "filteroffset", "flat", "photom", "area")
 TS = "NRC_IMAGE|NRC_TSIMAGE"
 IMAGING_ONLY = {"EXP_TYPE": "NRC_IMAGE", "P_EXP_TY": None}
 """What real NIRCam imaging references say: EXP_TYPE NRC_IMAGE and no P_EXP_TY."""
-CRDS_VARIABLES = ("CRDS_PATH", "CRDS_PATH_SINGLE", "CRDS_REFPATH", "CRDS_REFPATH_SINGLE", "CRDS_MAPPATH",
-                  "CRDS_MAPPATH_SINGLE", "CRDS_CFGPATH", "CRDS_CFGPATH_SINGLE", "CRDS_CONTEXT", "CRDS_MODE")
 
 
 @pytest.fixture(autouse=True)
 def _isolated(tmp_path, monkeypatch):
     """Our index in the test's cache folder; no CRDS variable of the user; a server URL that cannot resolve."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
-    for name in CRDS_VARIABLES:
+    for name in (*CRDS_VARIABLES, "CRDS_MODE"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("CRDS_SERVER_URL", "https://crds.invalid")
 

@@ -18,21 +18,20 @@ from image2.core.references import References
 from image2.core.steps import needed_reftypes, reftype_steps, required_reftypes
 from image2.errors import Image2Error, MissingReferenceError
 from image2.io.refs.choices import ChosenReferences, reference_choices
-from image2.io.refs.crds import context_cards, reference_selector
+from image2.io.refs.crds import CRDS_VARIABLES, context_cards, reference_selector
 from image2.io.refs.resolution import Resolution, resolve_references
 from image2.io.refs.selection import Choice, ReferenceSource
 from image2.run.options import RunOptions
 
 
-CRDS_VARIABLES = ("CRDS_PATH", "CRDS_PATH_SINGLE", "CRDS_REFPATH", "CRDS_REFPATH_SINGLE", "CRDS_MAPPATH",
-                  "CRDS_MAPPATH_SINGLE", "CRDS_CFGPATH", "CRDS_CFGPATH_SINGLE", "CRDS_CONTEXT", "XDG_CACHE_HOME")
+CHOICE_VARIABLES = (*CRDS_VARIABLES, "XDG_CACHE_HOME")
 """The environment that decides which references a run chooses from (and where our index is kept)."""
 
 
 def reference_source(options: RunOptions) -> ReferenceSource:
     """The source that chooses references for ``options``, one per process (its index and rules loaded once):
     the rules of a CRDS cache with mappings (``--crds-path`` or $CRDS_PATH), else header matching."""
-    environment = tuple((name, os.environ[name]) for name in CRDS_VARIABLES if name in os.environ)
+    environment = tuple((name, os.environ[name]) for name in CHOICE_VARIABLES if name in os.environ)
     return _reference_source(options.reference_dirs, options.crds_path, options.crds_context, environment)
 
 

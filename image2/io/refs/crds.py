@@ -47,6 +47,10 @@ SERVERLESS_URL = "https://jwst-serverless-mode.stsci.edu"
 OFFLINE_ENVIRONMENT: Mapping[str, str] = frozen_mapping({"CRDS_SERVER_URL": SERVERLESS_URL, "CRDS_MODE": "local"})
 """The environment crds sees while it chooses: no server, best references computed locally."""
 
+CRDS_VARIABLES = ("CRDS_PATH", "CRDS_PATH_SINGLE", "CRDS_REFPATH", "CRDS_REFPATH_SINGLE", "CRDS_MAPPATH",
+                  "CRDS_MAPPATH_SINGLE", "CRDS_CFGPATH", "CRDS_CFGPATH_SINGLE", "CRDS_CONTEXT")
+"""The CRDS variables that say where a cache is and which context chooses."""
+
 CONTEXT_NAME = re.compile(r"^jwst_(\d+)\.pmap$")
 LATEST_NAMES = frozenset({"latest", "jwst-latest", "jwst-operational", "jwst-edit"})
 """Symbolic context names, resolved offline to the newest .pmap of the cache."""
