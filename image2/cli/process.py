@@ -146,9 +146,10 @@ def exit_code(results: list[ProductResult]) -> int:
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @click.pass_context
 def process(ctx: click.Context, inputs: tuple[Path, ...], output_dir: Path, reference_dirs: tuple[Path, ...],
-            overrides: dict[str, str], crds_path: Path | None, crds_context: str | None, config_file: Path | None, step_overrides: tuple[str, ...], save_bsub: bool,
-            jobs: int | None, executor: str, scheduler: str | None, overwrite: bool, strict: bool,
-            preview: str | None, allow_outside: bool, quiet: bool) -> None:
+            overrides: dict[str, str], crds_path: Path | None, crds_context: str | None, config_file: Path | None,
+            step_overrides: tuple[str, ...], save_bsub: bool, jobs: int | None, executor: str,
+            scheduler: str | None, overwrite: bool, strict: bool, preview: str | None, allow_outside: bool,
+            quiet: bool) -> None:
     """Calibrate rate/rateints files and Level-2 associations."""
     if scheduler is not None and executor != "dask":
         raise click.UsageError("--scheduler needs --executor dask")
@@ -159,7 +160,8 @@ def process(ctx: click.Context, inputs: tuple[Path, ...], output_dir: Path, refe
 
     options = RunOptions(output_dir=output_dir, reference_dirs=reference_dirs, overrides=overrides,
                          crds_path=crds_path, crds_context=crds_context, config_file=config_file,
-                         step_overrides=step_overrides, overwrite=overwrite, strict=strict, save_bsub=save_bsub, preview=preview or False, allow_outside=allow_outside)
+                         step_overrides=step_overrides, overwrite=overwrite, strict=strict, save_bsub=save_bsub,
+                         preview=preview or False, allow_outside=allow_outside)
     check_crds_options(crds_path, crds_context)
     try:
         configuration(options)  # configuration errors are usage errors: report before any work
