@@ -9,7 +9,7 @@ import shutil
 import socket
 from pathlib import Path
 
-import crds  # noqa: F401 - in the test extra: these tests run, never skip
+import crds  # in the test extra: these tests run, never skip
 import pytest
 from astropy.io import fits
 from click.testing import CliRunner
@@ -163,8 +163,6 @@ CASES = [
 def test_rules_choose_what_crds_itself_returns(shared_cache, tmp_path, monkeypatch, context, case):
     from stdatamodels.jwst import datamodels
 
-    import crds
-
     path = rate_file(tmp_path, **case)
     with open_exposure(path) as handle:
         meta = handle.meta
@@ -228,8 +226,6 @@ def test_the_pinned_context_is_used(shared_cache, monkeypatch):
 
 
 def test_products_record_the_context_and_crds_version(shared_cache, tmp_path):
-    import crds
-
     chosen = CrdsRules(CrdsCache.at(shared_cache), "jwst_0001.pmap").choose(exposure(filter="F444W"), IMAGING)
     assert context_cards(chosen.values()) == {"CRDS_CTX": "jwst_0001.pmap", "CRDS_VER": crds.__version__}
     _, by_header = resolve_references(exposure(), ReferenceStore([shared_cache / "references"], tmp_path / "i"))
@@ -521,8 +517,6 @@ def with_na_flat_context(cache: Path) -> None:
 @pytest.mark.parametrize("how", ["--crds-path", "$CRDS_PATH"])
 def test_process_calibrates_a_tso_exposure_by_the_rules_offline_and_records_the_context(
         shared_cache, tmp_path, monkeypatch, no_network, how):
-    import crds
-
     rate = rate_file(tmp_path)
     if how == "$CRDS_PATH":
         monkeypatch.setenv("CRDS_PATH", str(shared_cache))

@@ -214,9 +214,10 @@ def exit_code(results: list[ProductResult]) -> int:
 @click.option("--quiet", "-q", is_flag=True, help="No live progress display (there is none off a terminal either).")
 @click.pass_context
 def process(ctx: click.Context, inputs: tuple[Path, ...], output_dir: Path, reference_dirs: tuple[Path, ...],
-            overrides: dict[str, str], crds_path: Path | None, crds_context: str | None, config_file: Path | None, step_overrides: tuple[str, ...], save_bsub: bool,
-            jobs: int | None, executor: str, scheduler: str | None, overwrite: bool, strict: bool,
-            preview: str | None, allow_outside: bool, quiet: bool) -> None:
+            overrides: dict[str, str], crds_path: Path | None, crds_context: str | None, config_file: Path | None,
+            step_overrides: tuple[str, ...], save_bsub: bool, jobs: int | None, executor: str,
+            scheduler: str | None, overwrite: bool, strict: bool, preview: str | None, allow_outside: bool,
+            quiet: bool) -> None:
     """Calibrate rate/rateints files and Level-2 associations."""
     if scheduler is not None and executor != "dask":
         raise click.UsageError("--scheduler needs --executor dask")
