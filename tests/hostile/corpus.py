@@ -487,6 +487,8 @@ def _cases() -> list[Case]:
     case("output-is-a-dangling-link", _output_is_a_dangling_link, Outcome(INVALID, "is a dangling symlink"))
     case("output-shape-100000", lambda f: [rate(f)], Outcome(INVALID, "exceed the limit"),
          args=("--step", "resample.output_shape=[100000,100000]"))
+    case("pixel-scale-tiny", lambda f: [rate(f)], Outcome(FAILED, "the output grid would be"), None,
+         args=("--step", "resample.pixel_scale=0.00001"))
     case("bad-step-parameter", lambda f: [rate(f)], Outcome(INVALID, "pixfrac"), args=("--step", "resample.pixfrac=abc"))
     # valid inputs with hostile names or trailing bytes: processed
     case("non-ascii-name", lambda f: [rate(f, "caf\u00e9_\u5149_rate.fits")], Outcome(0, "done 1"), Outcome(0))
