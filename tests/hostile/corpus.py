@@ -21,7 +21,7 @@ import attrs
 import numpy as np
 from astropy.io import fits
 
-from image2.synthetic.exposures import asdf_extension, make_rate, write_association
+from image2.synthetic.exposures import make_rate, write_association
 
 SHAPE = (16, 20)
 """A small subarray keeps every case quick; SUBSTRT places it on the detector."""
@@ -347,10 +347,6 @@ INVALID = 2
 
 FAILED = 1
 """Exit code of a run where some product failed for another reason (the output folder, a step)."""
-
-
-def _same(outcome: Outcome) -> tuple[Outcome, Outcome]:
-    return outcome, outcome
 
 
 def _cases() -> list[Case]:
