@@ -78,6 +78,11 @@ class OutputGrid:
         }
 
 
+MAX_GRID_PIXELS = 2**28
+"""Pixels an output grid may hold (16384 x 16384, 1 GiB per float32 plane): far beyond the i2d of
+any one exposure, so a larger grid comes from a mistaken scale, and is refused before it is allocated."""
+
+
 def _fail(problem: str) -> StepError:
     return StepError("resample", problem)
 
@@ -173,6 +178,9 @@ def _placement(
         shape = (int(ny), int(nx))
         box = tuple((max(0, int(lo + 0.5)) - 0.5, min(int(h + 0.5), n) - 0.5)
                     for lo, h, n in zip(low, high, (nx, ny), strict=True))
+    if shape[0] * shape[1] > MAX_GRID_PIXELS:
+        raise _fail(f"the output grid would be {shape[0]} x {shape[1]} pixels, over {MAX_GRID_PIXELS} "
+                    "(a pixel_scale or pixel_scale_ratio far too small for this exposure?)")
     return box, shape, offsets
 
 

@@ -21,11 +21,13 @@ import os
 import stat
 import struct
 from pathlib import Path
+from typing import BinaryIO
 
 import attrs
 
 from image2.errors import InvalidInputError
-from image2.io.fits_blocks import BLOCK, HeaderTruncated, NotFits, card_value, header_cards, padded, quoted_string
+from image2.io.fits_blocks import (BLOCK, HeaderTruncated, NotFits, card_value, data_size, header_cards, padded,
+                                  quoted_string)
 
 MAX_HDUS = 1000
 """HDUs a file may hold (a rate file has about ten)."""
@@ -147,7 +149,8 @@ def _hdu_name(cards: dict[str, str], number: int) -> str:
 _WANTED = {"BITPIX", "NAXIS", "PCOUNT", "GCOUNT", "GROUPS", "EXTNAME", "XTENSION", "ZIMAGE", "ZNAXIS", "ZBITPIX"}
 
 
-def _header(handle, number: int) -> dict[str, str]:  # noqa: ANN001 - a binary file
+def _header(handle: BinaryIO, number: int) -> dict[str, str]:
+    """Return the value texts of the cards of the header at the handle's position that size its data."""
     cards: dict[str, str] = {}
     for keyword, card in header_cards(handle, primary=number == 0, max_blocks=MAX_HEADER_BLOCKS):
         if keyword in _WANTED or (keyword.startswith(("NAXIS", "ZNAXIS")) and keyword[-1].isdigit()):
@@ -203,9 +206,7 @@ def check_fits(path: Path, limits: Limits | None = None) -> None:
             except ValueError as error:
                 raise InvalidInputError(path, f"{name}: malformed header ({error})") from None
             is_table = number > 0 and "TABLE" in cards.get("XTENSION", "")
-            if axes and axes[0] == 0 and cards.get("GROUPS") == "T":
-                axes = axes[1:]
-            nbytes = abs(bitpix) // 8 * gcount * (pcount + (_pixels(axes) if axes else 0))
+            nbytes = data_size(cards)
             problem = _check_array(name, image_axes, limits) if (compressed or not is_table) else None
             if problem is None and is_table and not compressed and nbytes > 8 * limits.max_plane_pixels:
                 problem = f"{name} declares a table of {nbytes} bytes, over the limit of {8 * limits.max_plane_pixels}"

@@ -21,7 +21,7 @@ import attrs
 import numpy as np
 from astropy.io import fits
 
-from image2.synthetic.exposures import asdf_extension, make_rate, write_association
+from image2.synthetic.exposures import make_rate, write_association
 
 SHAPE = (16, 20)
 """A small subarray keeps every case quick; SUBSTRT places it on the detector."""
@@ -349,10 +349,6 @@ FAILED = 1
 """Exit code of a run where some product failed for another reason (the output folder, a step)."""
 
 
-def _same(outcome: Outcome) -> tuple[Outcome, Outcome]:
-    return outcome, outcome
-
-
 def _cases() -> list[Case]:
     out: list[Case] = []
 
@@ -487,6 +483,8 @@ def _cases() -> list[Case]:
     case("output-is-a-dangling-link", _output_is_a_dangling_link, Outcome(INVALID, "is a dangling symlink"))
     case("output-shape-100000", lambda f: [rate(f)], Outcome(INVALID, "exceed the limit"),
          args=("--step", "resample.output_shape=[100000,100000]"))
+    case("pixel-scale-tiny", lambda f: [rate(f)], Outcome(FAILED, "the output grid would be"), None,
+         args=("--step", "resample.pixel_scale=0.00001"))
     case("bad-step-parameter", lambda f: [rate(f)], Outcome(INVALID, "pixfrac"), args=("--step", "resample.pixfrac=abc"))
     # valid inputs with hostile names or trailing bytes: processed
     case("non-ascii-name", lambda f: [rate(f, "caf\u00e9_\u5149_rate.fits")], Outcome(0, "done 1"), Outcome(0))
