@@ -126,3 +126,37 @@ def test_a_liger_frame_without_a_flat_fails_with_a_clear_message(tmp_path: Path)
     assert result.exit_code == 1
     assert "flat" in result.output.lower() and science.name in result.output
     assert not (tmp_path / "out" / science.name.replace(".fits", "_cal.fits")).exists()
+
+
+def test_a_liger_frame_is_resampled_only_on_request_conserving_its_flux(tmp_path: Path, refs: Path):
+    pytest.importorskip("photutils")
+    science = _frame(tmp_path, "SCI", 1)
+    plain, asked = tmp_path / "plain", tmp_path / "asked"
+    # without the sky, the frame's total is far from 0, so a relative comparison of totals means something
+    for out, extra in ((plain, []), (asked, ["--step", "resample.liger_i2d=true", "--step", "sky_sub.skip=true"])):
+        result = CliRunner().invoke(cli, ["--log-level", "WARNING", "process", str(science), "--refs", str(refs),
+                                          "-o", str(out), *extra])
+        assert result.exit_code == 0, result.output
+    i2d_name = science.name.replace(".fits", "_i2d.fits")
+    assert not (plain / i2d_name).exists()
+    cal = read_exposure(asked / science.name.replace(".fits", "_cal.fits"))
+    with fits.open(asked / i2d_name) as hdul:
+        assert "DATAMODL" not in hdul[0].header and "CRPIX1" not in hdul[0].header
+        assert hdul[0].header["INSTRUME"] == "Liger" and hdul["SCI"].header["CTYPE1"] == "RA---TAN"
+        assert "VAR_POISSON" not in hdul
+        sci, err = hdul["SCI"].data, hdul["ERR"].data
+    # north up, east left at the input's scale: the same pixels in another orientation; edges lose a little
+    assert np.nansum(sci) == pytest.approx(np.nansum(cal.sci), rel=0.01)
+    assert np.nanmedian(sci) == pytest.approx(np.nanmedian(cal.sci), rel=0.01)
+    assert np.nanmedian(err) == pytest.approx(np.nanmedian(cal.err), rel=0.01)
+
+
+def test_the_plan_says_how_to_ask_for_a_liger_i2d(tmp_path: Path):
+    from image2.core.config import build_config
+    from image2.core.pipeline import plan
+
+    frame = read_exposure(_frame(tmp_path, "SCI", 1))
+    planned = {s.name: s for s in plan(frame, References(), Config())}
+    assert not planned["resample"].applies and "resample.liger_i2d=true" in planned["resample"].reason
+    asked = {s.name: s for s in plan(frame, References(), build_config(overrides=["resample.liger_i2d=true"]))}
+    assert asked["resample"].runs and "on request" in asked["resample"].reason

@@ -89,6 +89,8 @@ def test_the_liger_format_declares_its_own_steps_and_status_keywords():
     assert not planned["bkg_subtract"].applies and "sky_sub" in planned["bkg_subtract"].reason
     assert planned["sky_sub"].runs and planned["sky_sub"].reason == "sky from 2 background member(s)"
     assert not planned["resample"].applies and "no resample" in planned["resample"].reason
+    requested = {s.name: s for s in plan_steps(liger, cube=False, requested={"resample"})}
+    assert requested["resample"].applies and "EFFEXPTM" in requested["resample"].reason  # then the usual rules
     assert needed_reftypes(liger) == ("dark", "flat") and required_reftypes(liger) == ("flat",)
 
 

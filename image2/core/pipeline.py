@@ -48,8 +48,10 @@ def plan(exposure: Exposure, references: References, config: Config, n_backgroun
     """Return which steps run for ``exposure`` with these references and configuration, and why."""
     skipped = [name for name in config.steps if config.skipped(name)]
     supplied = [reftype for reftype in REFTYPES if getattr(references, reftype) is not None]
+    requested = [declared.name for declared in steps_for(family_of(exposure.meta))
+                 if declared.opt_in is not None and config.value(declared.name, declared.opt_in)]
     return plan_steps(exposure.meta, cube=exposure.is_cube, n_background=n_background,
-                      extensions=exposure.extensions, supplied=supplied, skip=skipped)
+                      extensions=exposure.extensions, supplied=supplied, skip=skipped, requested=requested)
 
 
 def prepare(references: References, exposure: Exposure, config: Config | None = None) -> References:

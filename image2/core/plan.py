@@ -56,17 +56,20 @@ def plan_steps(
     extensions: Collection[str] = (),
     supplied: Collection[str] = (),
     skip: Collection[str] = (),
+    requested: Collection[str] = (),
 ) -> tuple[PlannedStep, ...]:
     """Return the stage-2 steps of the exposure's instrument family in order, with whether each runs and why.
 
     ``extensions``: the exposure's extra extensions (e.g. SUBARR_MAP); ``supplied``: the reference
-    types at hand; ``skip``: the steps configuration disables.
+    types at hand; ``skip``: the steps configuration disables; ``requested``: the steps it asks for
+    where the family does not run them by default.
     """
-    situation = Situation(meta, cube, n_background, frozenset(extensions), frozenset(supplied))
+    situation = Situation(meta, cube, n_background, extensions, supplied, requested)
     return tuple(planned(declared, situation, declared.name in skip) for declared in steps_for(family_of(meta)))
 
 
 def plan_step(name: str, meta: Meta, *, cube: bool) -> PlannedStep:
     """Return whether step ``name`` runs on an exposure of ``meta`` by the registry's rules alone (no
-    configuration, members or references): what a step function called on its own checks."""
-    return planned(declaration(name, family_of(meta)), Situation(meta, cube))
+    configuration, members or references): what a step function called on its own checks. Calling
+    it asks for it, so an opt-in step counts as requested."""
+    return planned(declaration(name, family_of(meta)), Situation(meta, cube, requested={name}))

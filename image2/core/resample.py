@@ -14,6 +14,11 @@ The cal record is never modified. When the exposure cannot be resampled for a re
 user did not cause (3-D or time-series data, an EXP_TYPE that is not resampled, no positive
 EFFEXPTM: the rules declared for it in :mod:`image2.core.steps`) :func:`resample` returns the cal record marked ``S_RESAMP = SKIPPED`` with the
 reason in its provenance, and no i2d; jwst fails outright on a non-positive exposure time.
+
+Liger/IRIS-format frames (resampled only on request: Liger's stage 2 has no resample) have no
+telescope pointing and no VAR_* arrays: their grid is placed North up, East left at the input's
+pixel scale at the frame centre, and ERR² is drizzled as their one variance, as jwst drizzles
+each of its variances, giving the i2d's ERR (no VAR_* arrays).
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ from image2.core.plan import plan_step
 from image2.core.polygon import clip_convex, clockwise, simplified
 from image2.core.provenance import Outcome, StepSkipped, step
 from image2.core.sky_region import PREFIX, parse_s_region
+from image2.core.steps import LIGER_FORMAT, family_of
 from image2.errors import StepError
 
 STEP = "resample"
@@ -56,6 +62,8 @@ PIXMAP_BLOCK = 28672
 hand-offs that cost more than they save on a busy 2-core machine. The numbers do not depend on it."""
 
 _SIP_CARD = re.compile(r"^(CD[12]_[12]|[AB]P?_\d+_\d+|[AB]P?_ORDER)$")
+_PRIMARY_WCS_CARD = re.compile(r"^(WCSAXES|CRPIX\d|CRVAL\d|CTYPE\d|CUNIT\d|CDELT\d|PC\d_\d|CD\d_\d|S_REGION)$")
+"""The input's own WCS in PRIMARY (Liger/IRIS frames keep it there): not the i2d's, whose WCS is in SCI."""
 _SIP_KEY = re.compile(r"^(cd[12]_[12]|[ab]p?_\d_\d|[ab]p?_order)$")
 POINTING_CARDS = ("V2_REF", "V3_REF", "RA_REF", "DEC_REF", "ROLL_REF", "V3I_YANG", "VPARITY")
 POINTING_KEYS = ("v2_ref", "v3_ref", "ra_ref", "dec_ref", "roll_ref", "v3yangle", "vparity")
@@ -286,13 +294,15 @@ def resample(
         raise StepError(STEP, "the exposure has no WCS (assign_wcs did not run or was skipped)")
     if isinstance(output_wcs, (str, bytes)) or hasattr(output_wcs, "__fspath__"):
         raise StepError(STEP, "output_wcs must be a gwcs object; read the ASDF file with image2.io.i2d.read_output_wcs")
-    region = exposure.meta.header("SCI").get("S_REGION")
+    liger = family_of(exposure.meta) == LIGER_FORMAT
+    region = exposure.meta.header("PRIMARY" if liger else "SCI").get("S_REGION")
     footprints = _footprints(region)
     exposure = nan_synced(exposure)
     if output_wcs is None:
         if footprints is None:
             raise StepError(STEP, "the exposure has no usable S_REGION to place the output grid on")
-        grid = default_grid(exposure.wcs, footprints, exposure.meta.pointing, exposure.shape,
+        pointing = _header_pointing(exposure) if liger else exposure.meta.pointing
+        grid = default_grid(exposure.wcs, footprints, pointing, exposure.shape,
                             pixel_scale_ratio=pixel_scale_ratio, pixel_scale=pixel_scale, rotation=rotation,
                             crpix=crpix, crval=crval, output_shape=output_shape)
     else:
@@ -308,6 +318,14 @@ def resample(
     if not (enable_err and report_var):
         arrays.update(var_rnoise=None, var_flat=None, var_poisson=None)
     return Outcome(Resampled(**arrays, meta=meta, wcs=grid.wcs), (*notes, *region_notes))
+
+
+def _header_pointing(exposure: Exposure) -> Pointing:
+    """The pointing a Liger/IRIS-format frame's grid is placed by (it has no telescope pointing keywords):
+    the sky position of the frame centre, North up and East left (position angle 0, sky parity)."""
+    ny, nx = exposure.shape
+    ra, dec = exposure.wcs((nx - 1) / 2, (ny - 1) / 2, with_bounding_box=False)
+    return Pointing(ra_ref=float(ra), dec_ref=float(dec), roll_ref=0.0, vparity=-1, v3i_yang=0.0)
 
 
 def _footprints(region: Any) -> list[np.ndarray] | None:
@@ -335,7 +353,8 @@ def _drizzled(exposure: Exposure, grid: OutputGrid, *, pixfrac: float, kernel: s
               "pixel_scale_ratio": grid.pixel_scale_ratio, "weight_map": weights, "wht_scale": 1.0,
               "pixfrac": pixfrac, "in_units": "cps", "xmin": xmin, "xmax": xmax, "ymin": ymin, "ymax": ymax}
     squared = enable_err and variance_mode == "squared_weights"
-    variances = [getattr(exposure, name) for name in VARIANCE_NAMES]
+    names = _variance_names(exposure)
+    variances = [_variance(exposure, name) for name in names]
     passes = drizzle_passes(data, variances if enable_err and not squared else [], common, kernel=kernel,
                             fillval=fillval, enable_ctx=enable_ctx, shape=shape,
                             dq=exposure.dq if propagate_dq else None, data2=variances if squared else None,
@@ -348,19 +367,31 @@ def _drizzled(exposure: Exposure, grid: OutputGrid, *, pixfrac: float, kernel: s
     if not enable_err:
         return out, notes
     if squared:
-        resampled = dict(zip(VARIANCE_NAMES, passes.sci2, strict=True))
+        resampled = dict(zip(names, passes.sci2, strict=True))
     else:
-        drizzled = {name: deviation**2 for name, deviation in zip(VARIANCE_NAMES, passes.deviations, strict=True)
+        drizzled = {name: deviation**2 for name, deviation in zip(names, passes.deviations, strict=True)
                     if deviation is not None}
-        resampled = _jwst_variances(exposure, grid, weight_type, drizzled)
-    out.update(resampled)
-    out["err"] = _error(resampled)
+        resampled = _jwst_variances(exposure, grid, weight_type, drizzled, names)
+    out["err"] = _error(resampled, names)
+    out.update({name: array for name, array in resampled.items() if name in VARIANCE_NAMES})
     return out, notes
 
 
-def _jwst_variances(exposure: Exposure, grid: OutputGrid, weight_type: str,
-                    drizzled: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Return VAR_RNOISE/VAR_FLAT/VAR_POISSON propagated as jwst 3.0 does (§7.3, precision rules).
+def _variance_names(exposure: Exposure) -> tuple[str, ...]:
+    """The variances drizzled: VAR_RNOISE/VAR_FLAT/VAR_POISSON, or for a Liger/IRIS-format frame
+    (which has only ERR) ``"err"``, ERR² as one variance giving the i2d's ERR and no VAR_* arrays."""
+    return ("err",) if family_of(exposure.meta) == LIGER_FORMAT else VARIANCE_NAMES
+
+
+def _variance(exposure: Exposure, name: str) -> np.ndarray | None:
+    """The variance array ``name`` of ``exposure`` (``"err"``: ERR squared)."""
+    return np.square(exposure.err) if name == "err" else getattr(exposure, name)
+
+
+def _jwst_variances(exposure: Exposure, grid: OutputGrid, weight_type: str, drizzled: dict[str, np.ndarray],
+                    names: Sequence[str] = VARIANCE_NAMES) -> dict[str, np.ndarray]:
+    """Return the variances ``names`` (VAR_RNOISE/VAR_FLAT/VAR_POISSON) propagated as jwst 3.0 does
+    (§7.3, precision rules).
 
     ``drizzled`` holds the squared drizzled deviation of each variance present.
     """
@@ -380,7 +411,7 @@ def _jwst_variances(exposure: Exposure, grid: OutputGrid, weight_type: str,
     infinite = np.isinf(weight)
     product, weight_sum = np.empty(shape), np.empty(shape, dtype=np.float32)
     result = {}
-    for name in VARIANCE_NAMES:
+    for name in names:
         if name not in drizzled:
             result[name] = np.full(shape, np.nan, dtype=np.float32)
             continue
@@ -408,9 +439,9 @@ def _jwst_variances(exposure: Exposure, grid: OutputGrid, weight_type: str,
     return result
 
 
-def _error(variances: Mapping[str, np.ndarray]) -> np.ndarray:
-    """ERR = √(sum of the variances, NaN ignored); NaN where every variance is NaN."""
-    components = [variances[name] for name in VARIANCE_NAMES]
+def _error(variances: Mapping[str, np.ndarray], names: Sequence[str] = VARIANCE_NAMES) -> np.ndarray:
+    """ERR = √(sum of the variances ``names``, NaN ignored); NaN where every variance is NaN."""
+    components = [variances[name] for name in names]
     total = np.zeros(components[0].shape, dtype=np.float32)
     all_nan = np.ones(components[0].shape, dtype=bool)
     for component in components:
@@ -460,7 +491,10 @@ def _i2d_meta(meta: Meta, grid: OutputGrid, region: str | None, *, weight_type: 
     duration = exposure.duration if exposure.duration is not None else 0.0
     sci = meta.header("SCI").without_matching(lambda k: bool(_SIP_CARD.match(k)) or k in POINTING_CARDS)
     sci = sci.updated({**grid.wcs_cards(), "S_REGION": region, "XPOSURE": effexptm, "TELAPSE": duration})
-    primary = meta.header("PRIMARY").without(("BKGLEVEL", "BKGSUB")).updated({
+    primary = meta.header("PRIMARY").without(("BKGLEVEL", "BKGSUB"))
+    if family_of(meta) == LIGER_FORMAT:
+        primary = primary.without(("DATAMODL",))  # the i2d is in our layout, not a Liger datamodel's
+    primary = primary.without_matching(lambda k: bool(_PRIMARY_WCS_CARD.match(k))).updated({
         "NDRIZ": 1, "RESWHT": weight_type, "PIXFRAC": pixfrac, "PXSCLRT": float(grid.pixel_scale_ratio)})
     wcsinfo = {key: value for key, value in dict(meta.tree.get("wcsinfo") or {}).items()
                if not _SIP_KEY.match(key) and key not in POINTING_KEYS}

@@ -46,13 +46,15 @@ def family_of(meta: Meta) -> str:
 @attrs.frozen
 class Situation:
     """What decides whether a step applies to an exposure: its metadata and shape, its background
-    members, its extra extensions and the reference types at hand."""
+    members, its extra extensions, the reference types at hand and the steps configuration asks for
+    where the family does not run them by default (``Step.opt_in``)."""
 
     meta: Meta
     cube: bool
     n_background: int = 0
     extensions: frozenset[str] = attrs.field(default=frozenset(), converter=frozenset)
     supplied: frozenset[str] = attrs.field(default=frozenset(), converter=frozenset)
+    requested: frozenset[str] = attrs.field(default=frozenset(), converter=frozenset)
 
 
 @attrs.frozen
@@ -114,13 +116,22 @@ def _sky_source(situation: Situation) -> tuple[bool, str]:
     return True, f"sky from {n} background member(s)" if n else "sky from the frame itself"
 
 
+LIGER_I2D = "liger_i2d"
+"""The resample parameter with which a user asks for an i2d of Liger/IRIS-format frames."""
+
+
 def _resampled(situation: Situation) -> tuple[bool, str]:
-    """The one rule of which exposures are resampled: 2-D images of the imaging EXP_TYPEs (not Liger-format frames)."""
+    """The one rule of which exposures are resampled: 2-D images of the imaging EXP_TYPEs, and 2-D
+    Liger/IRIS-format frames only on request (Liger's stage 2 has no resample)."""
     exp_type = (situation.meta.exposure.type or "").upper()
-    if family_of(situation.meta) == LIGER_FORMAT:
-        return False, "Liger/IRIS format: not resampled (Liger's stage 2 has no resample)"
+    liger = family_of(situation.meta) == LIGER_FORMAT
+    if liger and "resample" not in situation.requested:
+        return False, (f"Liger/IRIS format: not resampled (Liger's stage 2 has no resample; "
+                       f"--step resample.{LIGER_I2D}=true makes an _i2d from the header WCS)")
     if situation.cube:
         return False, "3-D exposure (never resampled)"
+    if liger:
+        return True, f"Liger/IRIS format: resampled on request (resample.{LIGER_I2D})"
     if exp_type not in RESAMPLED_EXP_TYPES:
         return False, f"EXP_TYPE {exp_type or '(missing)'} is not resampled"
     return True, f"2-D {exp_type}"
@@ -149,6 +160,8 @@ class Step:
     ``parameters_of``: the function whose keyword-only parameters configure the step, when not the
     step function itself: it makes the step's first input, whose attributes record them.
     ``extras``: parameters the pipeline acts on (beyond ``skip``), with their defaults.
+    ``opt_in``: the boolean extra with which configuration asks for the step where its family does
+    not run it by default (``applies`` finds the step in ``Situation.requested``).
     ``makes``: the product kind of the new record the function returns (the step leaves the exposure alone).
     ``saves``: the product kind the exposure becomes after this step when ``save_results`` is set.
     ``products``: the kinds of product file it yields; ``aliases``: other names of the step in file names.
@@ -166,6 +179,7 @@ class Step:
     time_series: bool = True
     parameters_of: str | None = None
     extras: Mapping[str, Any] = attrs.field(factory=dict)
+    opt_in: str | None = None
     makes: str | None = None
     saves: str | None = None
     products: tuple[Product, ...] = ()
@@ -224,8 +238,8 @@ STEPS: tuple[Step, ...] = (
     Step("photom", f"{_CORE}.photom:photom", status="S_PHOTOM", family=LIGER,
          references=(Uses("photom", OPTIONAL), Uses("area", OPTIONAL, prepare=f"{_CORE}.cutout:area_for"))),
     Step("resample", f"{_CORE}.resample:resample", status="S_RESAMP", applies=_resampled,
-         declines=_without_exposure_time, time_series=False, makes="i2d", products=(Product("i2d"),),
-         aliases=("resamplestep",)),
+         declines=_without_exposure_time, time_series=False, extras={LIGER_I2D: False}, opt_in=LIGER_I2D,
+         makes="i2d", products=(Product("i2d"),), aliases=("resamplestep",)),
 )
 """Every step in the order it runs; variants of one step follow each other."""
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import abc
 import datetime as dt
 import logging
 import warnings
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
 
 import attrs
 import numpy as np
@@ -159,7 +160,68 @@ def _open_fits(path: Path) -> fits.HDUList:
     return hdul
 
 
-class ExposureFile:
+def hdu_index(hdul: fits.HDUList) -> dict[str, int]:
+    """Return the position of each extension by upper-case EXTNAME (the first of a name; PRIMARY for the first HDU)."""
+    index: dict[str, int] = {}
+    for i, hdu in enumerate(hdul):
+        index.setdefault("PRIMARY" if i == 0 else hdu.name.upper(), i)
+    return index
+
+
+def extra_extensions(hdul: fits.HDUList, index: Mapping[str, int], known: Collection[str]) -> dict[str, Extension]:
+    """Return the extensions not in ``known`` (images and tables, read now), which a product carries along."""
+    extras = {}
+    for name, i in index.items():
+        if name in known:
+            continue
+        hdu = hdul[i]
+        if isinstance(hdu, fits.BinTableHDU):
+            data = None if hdu.data is None else np.array(hdu.data).view(np.ndarray)
+            extras[name] = Extension(data, header_cards(hdu.header), "table")
+        else:
+            extras[name] = Extension(None if hdu.data is None else np.array(hdu.data), header_cards(hdu.header))
+    return extras
+
+
+class OpenFits(abc.ABC):
+    """A FITS file held open for reading on demand, checked (``_validate``: the extensions' positions by
+    name) and described (``_load``) at once; closed by :meth:`close` or at the end of a ``with`` block."""
+
+    def __init__(self, path: Path | str, headers_only: bool = False) -> None:
+        self.path = Path(path)
+        self._hdul = _open_fits(self.path)
+        try:
+            self._index = self._validate()
+            self._load(headers_only)
+        except BaseException:
+            self._hdul.close()
+            raise
+
+    @abc.abstractmethod
+    def _validate(self) -> dict[str, int]:
+        """Check the layout; return the position of each extension by name."""
+
+    @abc.abstractmethod
+    def _load(self, headers_only: bool) -> None:
+        """Read the metadata (``meta``, ``wcs``, ``extensions``) of the validated file."""
+
+    def _tree(self, headers_only: bool) -> dict[str, Any]:
+        """The embedded ASDF tree, or nothing with ``headers_only`` or without an ASDF extension."""
+        with_tree = ASDF_EXTNAME in self._index and not headers_only
+        return hdu_to_meta(self._hdul[ASDF_EXTNAME], self.path) if with_tree else {}
+
+    def close(self) -> None:
+        """Close the file."""
+        self._hdul.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class ExposureFile(OpenFits):
     """An exposure file opened for reading; arrays are read on demand, integration ranges at a time.
 
     Use as a context manager. ``meta``, ``wcs`` and ``shape`` are available at once;
@@ -168,27 +230,17 @@ class ExposureFile:
     enough to describe a file, and without loading gwcs.
     """
 
-    def __init__(self, path: Path | str, headers_only: bool = False) -> None:
-        self.path = Path(path)
-        self._hdul = _open_fits(self.path)
-        try:
-            self._index = self._validate()
-            with_tree = ASDF_EXTNAME in self._index and not headers_only
-            tree = hdu_to_meta(self._hdul[ASDF_EXTNAME], self.path) if with_tree else {}
-            headers = {name: self._hdul[i].header for name, i in self._index.items() if name != ASDF_EXTNAME}
-            self.meta = meta_from_headers(self.path, headers, tree)
-            self.wcs = tree.get("wcs")
-            self._check_required()
-            self._check_pointing()
-            self.extensions = self._extensions()
-        except BaseException:
-            self._hdul.close()
-            raise
+    def _load(self, headers_only: bool) -> None:
+        tree = self._tree(headers_only)
+        headers = {name: self._hdul[i].header for name, i in self._index.items() if name != ASDF_EXTNAME}
+        self.meta = meta_from_headers(self.path, headers, tree)
+        self.wcs = tree.get("wcs")
+        self._check_required()
+        self._check_pointing()
+        self.extensions = extra_extensions(self._hdul, self._index, {"PRIMARY", ASDF_EXTNAME, *ARRAY_EXTENSIONS})
 
     def _validate(self) -> dict[str, int]:
-        index: dict[str, int] = {}
-        for i, hdu in enumerate(self._hdul):
-            index.setdefault("PRIMARY" if i == 0 else hdu.name.upper(), i)
+        index = hdu_index(self._hdul)
         if "SCI" not in index:
             raise InvalidInputError(self.path, "no SCI extension")
         for name in ARRAY_EXTENSIONS:
@@ -214,20 +266,6 @@ class ExposureFile:
         mismatch = pointing_mismatch(self.meta, self.shape[-2:])
         if mismatch is not None:
             log.warning("%s: %s", self.path, describe(mismatch), extra={"file": str(self.path)})
-
-    def _extensions(self) -> dict[str, Extension]:
-        known = {"PRIMARY", ASDF_EXTNAME, *ARRAY_EXTENSIONS}
-        extras = {}
-        for name, i in self._index.items():
-            if name in known:
-                continue
-            hdu = self._hdul[i]
-            if isinstance(hdu, fits.BinTableHDU):
-                data = None if hdu.data is None else np.array(hdu.data).view(np.ndarray)
-                extras[name] = Extension(data, header_cards(hdu.header), "table")
-            else:
-                extras[name] = Extension(None if hdu.data is None else np.array(hdu.data), header_cards(hdu.header))
-        return extras
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -272,15 +310,6 @@ class ExposureFile:
             extensions=self.extensions,
         )
 
-    def close(self) -> None:
-        """Close the file."""
-        self._hdul.close()
-
-    def __enter__(self) -> ExposureFile:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 def open_exposure(path: Path | str, headers_only: bool = False) -> ExposureFile | LigerExposureFile:

@@ -29,12 +29,12 @@ from astropy.io import fits
 
 from image2._version import __version__
 from image2.core.cards import COMMENTARY, Cards
-from image2.core.exposure import Exposure, Extension
+from image2.core.exposure import Exposure
 from image2.core.meta import Meta, StepRecord, is_reference_keyword, is_status_keyword
 from image2.errors import InvalidInputError
 from image2.io.asdf_tree import EXTNAME as ASDF_EXTNAME
-from image2.io.asdf_tree import hdu_to_meta, tree_to_hdu
-from image2.io.fits import _open_fits, _typed, header_cards, to_header
+from image2.io.asdf_tree import tree_to_hdu
+from image2.io.fits import OpenFits, _open_fits, _typed, extra_extensions, hdu_index, header_cards, to_header
 from image2.io.liger_schema import meta_tree
 
 LIGER = "liger"
@@ -96,30 +96,20 @@ def liger_meta(path: Path, headers: Mapping[str, fits.Header], tree: Mapping[str
     return Meta(**typed, status=status, refs=refs, provenance=provenance, cards=cards, tree=kept, layout=LIGER)
 
 
-class LigerExposureFile:
+class LigerExposureFile(OpenFits):
     """A Liger/IRIS exposure file opened for reading (the interface of ``image2.io.fits.ExposureFile``);
     with ``headers_only`` the embedded ASDF tree (provenance, subarray map records) is not read."""
 
-    def __init__(self, path: Path | str, headers_only: bool = False) -> None:
-        self.path = Path(path)
-        self._hdul = _open_fits(self.path)
-        try:
-            self._index = self._validate()
-            with_tree = ASDF_EXTNAME in self._index and not headers_only
-            tree = hdu_to_meta(self._hdul[ASDF_EXTNAME]) if with_tree else {}
-            headers = {"SCI" if name == "DATA" else name: self._hdul[i].header
-                       for name, i in self._index.items() if name in ("PRIMARY", *ARRAYS)}
-            self.meta = liger_meta(self.path, headers, tree)
-            self.wcs = None
-            self.extensions = self._extensions()
-        except BaseException:
-            self._hdul.close()
-            raise
+    def _load(self, headers_only: bool) -> None:
+        tree = self._tree(headers_only)
+        headers = {"SCI" if name == "DATA" else name: self._hdul[i].header
+                   for name, i in self._index.items() if name in ("PRIMARY", *ARRAYS)}
+        self.meta = liger_meta(self.path, headers, tree)
+        self.wcs = None
+        self.extensions = extra_extensions(self._hdul, self._index, {"PRIMARY", ASDF_EXTNAME, *ARRAYS})
 
     def _validate(self) -> dict[str, int]:
-        index: dict[str, int] = {}
-        for i, hdu in enumerate(self._hdul):
-            index.setdefault("PRIMARY" if i == 0 else hdu.name.upper(), i)
+        index = hdu_index(self._hdul)
         if not is_liger_layout(self._hdul[0].header, set(index)):
             raise InvalidInputError(self.path, "not a Liger/IRIS file (INSTRUME Liger or IRIS and a DATA extension)")
         shape = self._hdul[index["DATA"]].shape
@@ -129,19 +119,6 @@ class LigerExposureFile:
             if name in index and self._hdul[index[name]].header.get("NAXIS", 0) and self._hdul[index[name]].shape != shape:
                 raise InvalidInputError(self.path, f"{name} shape {self._hdul[index[name]].shape} differs from DATA {shape}")
         return index
-
-    def _extensions(self) -> dict[str, Extension]:
-        extras = {}
-        for name, i in self._index.items():
-            if name in ("PRIMARY", ASDF_EXTNAME, *ARRAYS):
-                continue
-            hdu = self._hdul[i]
-            if isinstance(hdu, fits.BinTableHDU):
-                data = None if hdu.data is None else np.array(hdu.data).view(np.ndarray)
-                extras[name] = Extension(data, header_cards(hdu.header), "table")
-            else:
-                extras[name] = Extension(None if hdu.data is None else np.array(hdu.data), header_cards(hdu.header))
-        return extras
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -171,16 +148,6 @@ class LigerExposureFile:
         return Exposure(sci=sci, err=np.zeros_like(sci) if err is None else err,
                         dq=np.zeros(sci.shape, np.uint32) if dq is None else dq,
                         meta=self.meta, extensions=self.extensions)
-
-    def close(self) -> None:
-        """Close the file."""
-        self._hdul.close()
-
-    def __enter__(self) -> LigerExposureFile:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 # ---- writing --------------------------------------------------------------------------------

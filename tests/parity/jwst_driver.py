@@ -13,13 +13,12 @@ Only the standard library and jwst's own environment are used here.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import tempfile
-import time
-import traceback
 from pathlib import Path
+
+from driver_jobs import run_jobs
 
 STEP_CLASSES = {
     "bkg_subtract": "jwst.background.BackgroundStep",
@@ -103,19 +102,8 @@ def main(jobs_path: str, results_path: str, version: str | None = None) -> int:
             print(f"jwst {jwst.__version__} is installed but the parity tests need jwst {version}",
                   file=sys.stderr)
             return 2
-        results = []
-        for job in json.loads(Path(jobs_path).read_text()):
-            started = time.perf_counter()
-            entry = {"name": job["name"], "ok": False, "outputs": [], "error": None}
-            try:
-                entry["outputs"] = run_pipeline(job) if job["kind"] == "pipeline" else run_step(job)
-                entry["ok"] = True
-            except Exception:  # each job's failure is reported, the others still run
-                entry["error"] = traceback.format_exc()
-            entry["seconds"] = round(time.perf_counter() - started, 3)
-            results.append(entry)
-            Path(results_path).write_text(json.dumps(results, indent=1))
-    return 0
+        return run_jobs(jobs_path, results_path,
+                        lambda job: run_pipeline(job) if job["kind"] == "pipeline" else run_step(job))
 
 
 if __name__ == "__main__":

@@ -23,16 +23,16 @@ explicitly asks for them.
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from astropy.io import fits
+
+from tests.parity.batch import JobBatch, JobResult
 
 ENV_VAR = "IMAGE2_JWST_PYTHON"
 JWST_VERSION = "3.0.0"
@@ -60,15 +60,10 @@ def skip_reason() -> str:
 
 
 @dataclass(frozen=True)
-class JwstResult:
-    """The outcome of one job: its output files, or the traceback jwst raised."""
+class JwstResult(JobResult):
+    """The outcome of one jwst job: its output files, or the traceback jwst raised."""
 
-    name: str
-    ok: bool
-    outputs: tuple[Path, ...]
-    error: str | None
-    seconds: float
-    log: Path
+    label: ClassVar[str] = "jwst"
 
     @property
     def output(self) -> Path:
@@ -77,12 +72,6 @@ class JwstResult:
         if not self.outputs:
             raise AssertionError(f"jwst job {self.name!r} produced no file")
         return self.outputs[0]
-
-    def check(self) -> JwstResult:
-        """Fail the test with jwst's traceback unless the job succeeded."""
-        if not self.ok:
-            raise AssertionError(f"jwst job {self.name!r} failed (log: {self.log}):\n{self.error}")
-        return self
 
     def named(self, suffix: str) -> Path:
         """The output of a pipeline job whose name ends with ``suffix`` (e.g. ``_cal.fits``)."""
@@ -94,20 +83,10 @@ class JwstResult:
 
 
 @dataclass
-class JwstBatch:
+class JwstBatch(JobBatch):
     """Jobs for jwst, run together in one subprocess by :meth:`run`; outputs go under ``workdir``."""
 
-    workdir: Path
-    jobs: list[dict[str, Any]] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        self.workdir = Path(self.workdir)
-        self.workdir.mkdir(parents=True, exist_ok=True)
-
-    def _add(self, job: dict[str, Any]) -> None:
-        if any(j["name"] == job["name"] for j in self.jobs):
-            raise ValueError(f"duplicate jwst job name {job['name']!r}")
-        self.jobs.append(job)
+    label: ClassVar[str] = "jwst"
 
     def step(self, name: str, step: str, input: Path | str, *, overrides: Mapping[str, Path | str] | None = None,
              parameters: Mapping[str, Any] | None = None, args: Sequence[Any] = ()) -> Path:
@@ -144,25 +123,7 @@ class JwstBatch:
 
     def run(self, python: str, timeout: float = 1800.0) -> dict[str, JwstResult]:
         """Run every queued job in one jwst subprocess; return the results by job name."""
-        jobs_file = self.workdir / "jobs.json"
-        results_file = self.workdir / "results.json"
-        log = self.workdir / "jwst.log"
-        jobs_file.write_text(json.dumps(self.jobs, indent=1))
-        results_file.unlink(missing_ok=True)
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("CRDS_", "PYTHON"))}
-        with log.open("w") as handle:
-            completed = subprocess.run(
-                [python, str(DRIVER), str(jobs_file), str(results_file), JWST_VERSION],
-                cwd=self.workdir, env=env, stdout=handle, stderr=subprocess.STDOUT, timeout=timeout, check=False)
-        if not results_file.exists():
-            tail = "\n".join(log.read_text(errors="replace").splitlines()[-40:])
-            raise AssertionError(f"the jwst driver ({python}) exited with {completed.returncode} before "
-                                 f"running any job; log {log}:\n{tail}")
-        entries = json.loads(results_file.read_text())
-        if completed.returncode != 0:
-            raise AssertionError(f"the jwst driver exited with {completed.returncode}; log {log}")
-        return {e["name"]: JwstResult(e["name"], e["ok"], tuple(Path(p) for p in e["outputs"]), e["error"],
-                                      e["seconds"], log) for e in entries}
+        return self._run(python, DRIVER, [JWST_VERSION], {}, timeout, JwstResult)
 
 
 def _plain(value: Any) -> Any:

@@ -25,11 +25,10 @@ from __future__ import annotations
 
 import json
 import sys
-import time
-import traceback
 from pathlib import Path
 
 import numpy as np
+from driver_jobs import run_jobs
 
 
 def _plain(value):
@@ -138,19 +137,7 @@ KINDS = {"write": write_model, "pipeline": run_pipeline, "chain": run_chain, "op
 
 
 def main(jobs_path: str, results_path: str) -> int:
-    results = []
-    for job in json.loads(Path(jobs_path).read_text()):
-        started = time.perf_counter()
-        entry = {"name": job["name"], "ok": False, "outputs": [], "error": None}
-        try:
-            entry["outputs"] = KINDS[job["kind"]](job)
-            entry["ok"] = True
-        except Exception:  # each job's failure is reported, the others still run
-            entry["error"] = traceback.format_exc()
-        entry["seconds"] = round(time.perf_counter() - started, 3)
-        results.append(entry)
-        Path(results_path).write_text(json.dumps(results, indent=1))
-    return 0
+    return run_jobs(jobs_path, results_path, lambda job: KINDS[job["kind"]](job))
 
 
 if __name__ == "__main__":

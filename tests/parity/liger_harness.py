@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
+
+from tests.parity.batch import JobBatch, JobResult
 
 ENV_VAR = "IMAGE2_LIGER_PYTHON"
 LIGER_COMMIT = "3d0ac2e"
@@ -60,21 +61,10 @@ class LigerDump:
 
 
 @dataclass(frozen=True)
-class LigerResult:
-    """The outcome of one job: its output files, or the traceback the pipeline raised."""
+class LigerResult(JobResult):
+    """The outcome of one Liger job: its output files, or the traceback the pipeline raised."""
 
-    name: str
-    ok: bool
-    outputs: tuple[Path, ...]
-    error: str | None
-    seconds: float
-    log: Path
-
-    def check(self) -> LigerResult:
-        """Fail the test with the pipeline's traceback unless the job succeeded."""
-        if not self.ok:
-            raise AssertionError(f"Liger job {self.name!r} failed (log: {self.log}):\n{self.error}")
-        return self
+    label: ClassVar[str] = "Liger"
 
     def dump(self, stem: str) -> LigerDump:
         """The dump named ``stem`` (``sci0``, ``background``, ``opened``) of this job."""
@@ -86,20 +76,10 @@ class LigerResult:
 
 
 @dataclass
-class LigerBatch:
+class LigerBatch(JobBatch):
     """Jobs for the Liger pipeline, run together in one subprocess by :meth:`run`."""
 
-    workdir: Path
-    jobs: list[dict[str, Any]] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        self.workdir = Path(self.workdir)
-        self.workdir.mkdir(parents=True, exist_ok=True)
-
-    def _add(self, job: dict[str, Any]) -> None:
-        if any(j["name"] == job["name"] for j in self.jobs):
-            raise ValueError(f"duplicate Liger job name {job['name']!r}")
-        self.jobs.append(job)
+    label: ClassVar[str] = "Liger"
 
     def write(self, name: str, model: str, path: Path, arrays: Mapping[str, np.ndarray],
               meta: Mapping[str, Any]) -> Path:
@@ -145,27 +125,12 @@ class LigerBatch:
         return output_dir
 
     def run(self, python: str, timeout: float = 3600.0) -> dict[str, LigerResult]:
-        """Run every queued job in one subprocess of the Liger environment; results by job name."""
-        jobs_file = self.workdir / "jobs.json"
-        results_file = self.workdir / "results.json"
-        log = self.workdir / "liger.log"
-        jobs_file.write_text(json.dumps(self.jobs, indent=1))
-        results_file.unlink(missing_ok=True)
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("CRDS_", "PYTHON"))}
-        env["CRDS_SERVER_URL"] = "https://crds-offline.invalid"
-        with log.open("w") as handle:
-            completed = subprocess.run([python, str(DRIVER), str(jobs_file), str(results_file)], cwd=self.workdir,
-                                       env=env, stdout=handle, stderr=subprocess.STDOUT, timeout=timeout, check=False)
-        if not results_file.exists():
-            tail = "\n".join(log.read_text(errors="replace").splitlines()[-40:])
-            raise AssertionError(f"the Liger driver ({python}) exited with {completed.returncode} before "
-                                 f"running any job; log {log}:\n{tail}")
-        if completed.returncode != 0:
-            raise AssertionError(f"the Liger driver exited with {completed.returncode}; log {log}")
+        """Run every queued job in one subprocess of the Liger environment (its CRDS server unreachable);
+        results by job name. The queue is emptied."""
+        results = self._run(python, DRIVER, [], {"CRDS_SERVER_URL": "https://crds-offline.invalid"}, timeout,
+                            LigerResult)
         self.jobs = []
-        entries = json.loads(results_file.read_text())
-        return {e["name"]: LigerResult(e["name"], e["ok"], tuple(Path(p) for p in e["outputs"]), e["error"],
-                                       e["seconds"], log) for e in entries}
+        return results
 
 
 # ---- comparison ---------------------------------------------------------------------------

@@ -207,13 +207,17 @@ def _dumps(result: Any, count: int) -> list[LigerDump]:
     return [result.dump(f"sci{number}") for number in range(count)]
 
 
+def _assert_matches(name: str, case: Any, job: str, ours: Any, label: str) -> None:
+    """Fail listing every difference between our science products and the dumps of Liger's ``job``."""
+    theirs = _dumps(case.results[job], len(case.sci))
+    problems = _compare(ours, theirs, case.flat_dq, label)
+    print(f"{name} {job}: {_figures(ours, theirs)}")
+    assert not problems, "\n".join(problems)
+
+
 @pytest.mark.parametrize("name", CASES)
 def test_stage2_matches_imager_stage2_pipeline(cases, name):
-    case = cases[name]
-    theirs = _dumps(case.results["pipeline"], len(case.sci))
-    problems = _compare(case.ours.science, theirs, case.flat_dq, "ImagerStage2Pipeline")
-    print(f"{name} pipeline: {_figures(case.ours.science, theirs)}")
-    assert not problems, "\n".join(problems)
+    _assert_matches(name, cases[name], "pipeline", cases[name].ours.science, "ImagerStage2Pipeline")
 
 
 @pytest.mark.parametrize("name", CASES)
@@ -230,11 +234,7 @@ def test_sky_background_matches(cases, name):
 
 @pytest.mark.parametrize("name", ALL_CASES)
 def test_chain_without_background_matches(cases, name):
-    case = cases[name]
-    theirs = _dumps(case.results["chain"], len(case.sci))
-    problems = _compare(case.ours_chain.science, theirs, case.flat_dq, "step chain")
-    print(f"{name} chain: {_figures(case.ours_chain.science, theirs)}")
-    assert not problems, "\n".join(problems)
+    _assert_matches(name, cases[name], "chain", cases[name].ours_chain.science, "step chain")
 
 
 def test_flat_dq_bits_above_15_are_kept_written_and_keep_those_pixels_out_of_the_sky(cases):

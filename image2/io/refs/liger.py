@@ -46,28 +46,30 @@ def _arrays(path: Path, hdul: fits.HDUList, dq_dtype: type) -> tuple[np.ndarray,
     return data, err, dq
 
 
+def _contents(path: Path, reftype: str, dq_dtype: type) -> tuple[fits.Header, np.ndarray, np.ndarray | None,
+                                                                 np.ndarray | None]:
+    """The PRIMARY header and the DATA, ERR, DQ of a Liger/IRIS reference of ``reftype``."""
+    with _fits(path) as hdul:
+        primary = hdul[0].header
+        _check_reftype(path, primary.get("REFTYPE"), reftype)
+        return (primary, *_arrays(path, hdul, dq_dtype))
+
+
 def read_liger_dark(path: Path | str, source: str | None = None) -> DarkReference:
     """Read a Liger/IRIS DarkModel: DATA, ERR and DQ (uint16), placed by its subarray keywords."""
     path = Path(path)
-    with _fits(path) as hdul:
-        primary = hdul[0].header
-        _check_reftype(path, primary.get("REFTYPE"), "DARK")
-        data, err, dq = _arrays(path, hdul, np.uint16)
-        return DarkReference(source=source or source_of(path), sci=data, err=err, dq=dq,
-                             subarray=subarray_of(path, primary))
+    primary, data, err, dq = _contents(path, "DARK", np.uint16)
+    return DarkReference(source=source or source_of(path), sci=data, err=err, dq=dq, subarray=subarray_of(path, primary))
 
 
 def read_liger_flat(path: Path | str, source: str | None = None) -> FlatReference:
     """Read a Liger/IRIS FlatModel: DATA, ERR (zeros when absent) and DQ (uint32), placed by its subarray keywords."""
     path = Path(path)
-    with _fits(path) as hdul:
-        primary = hdul[0].header
-        _check_reftype(path, primary.get("REFTYPE"), "FLAT")
-        data, err, dq = _arrays(path, hdul, np.uint32)
-        return FlatReference(source=source or source_of(path), sci=data,
-                             err=np.zeros(data.shape, np.float32) if err is None else err,
-                             dq=np.zeros(data.shape, np.uint32) if dq is None else dq,
-                             subarray=subarray_of(path, primary), instrument=_header_str(primary, "INSTRUME"))
+    primary, data, err, dq = _contents(path, "FLAT", np.uint32)
+    return FlatReference(source=source or source_of(path), sci=data,
+                         err=np.zeros(data.shape, np.float32) if err is None else err,
+                         dq=np.zeros(data.shape, np.uint32) if dq is None else dq,
+                         subarray=subarray_of(path, primary), instrument=_header_str(primary, "INSTRUME"))
 
 
 READERS: Mapping[str, Callable[..., Any]] = MappingProxyType({"dark": read_liger_dark, "flat": read_liger_flat})
