@@ -158,28 +158,38 @@ def _header(handle: BinaryIO, number: int) -> dict[str, str]:
     return cards
 
 
-def check_fits(path: Path, limits: Limits | None = None) -> None:
-    """Check that ``path`` is a regular FITS file whose HDUs' declared data fit the file and the limits.
+def check_fits(path: Path, limits: Limits | None = None) -> list[str]:
+    """Check that ``path`` is a regular FITS file whose HDUs' declared data fit the file and the limits;
+    return its HDUs' names in file order (PRIMARY, then each upper-case EXTNAME, '' when unnamed).
 
     Only the headers are read, each HDU's data is skipped by its declared size, so a crafted
     file costs a few blocks of reading, whatever it declares. Raises InvalidInputError naming
     the file, the HDU and the problem.
     """
     limits = limits or Limits.from_environment()
+    names: list[str] = []
     size = regular_file(path).st_size
     with open(path, "rb") as handle:
-        compression = compression_of(handle.read(8))
+        head = handle.read(8)
+        compression = compression_of(head)
         if compression is not None:
             raise InvalidInputError(path, f"{compression}-compressed file; compressed FITS files are not read "
                                           "(decompress it first)")
+        if size == 0:
+            raise InvalidInputError(path, "not a readable FITS file (an empty file)")
+        if not b"SIMPLE  ".startswith(head[:8]):
+            raise InvalidInputError(path, "not a readable FITS file (no SIMPLE card)")
         if size < BLOCK:
-            raise InvalidInputError(path, f"not a readable FITS file ({size} bytes, less than one {BLOCK}-byte block)")
+            raise InvalidInputError(path, f"truncated or corrupt FITS file: {size} bytes, less than one "
+                                          f"{BLOCK}-byte block")
         offset = number = 0
-        while offset + BLOCK <= size:
+        while offset < size:
             if number >= MAX_HDUS:
                 raise InvalidInputError(path, f"more than {MAX_HDUS} HDUs")
             handle.seek(offset)
             if number > 0 and handle.read(8) != b"XTENSION":
+                if size - offset < BLOCK:  # stray bytes short of a block after the last HDU: ignored, as astropy does
+                    break
                 raise InvalidInputError(path, f"not a readable FITS file: {size - offset} bytes after the last HDU "
                                               f"(HDU {number - 1}) are not an extension")
             handle.seek(offset)
@@ -188,9 +198,11 @@ def check_fits(path: Path, limits: Limits | None = None) -> None:
             except NotFits:
                 raise InvalidInputError(path, "not a readable FITS file (no SIMPLE card)") from None
             except HeaderTruncated:
-                if number == 0:
-                    raise InvalidInputError(path, "truncated or corrupt FITS file: the primary header has no END card") from None
-                raise InvalidInputError(path, f"truncated or corrupt FITS file: header {number} has no END card "
+                header = "the primary header" if number == 0 else f"header {number}"
+                if handle.tell() >= size:
+                    raise InvalidInputError(path, f"truncated or corrupt FITS file: {header} is cut short "
+                                                  f"(the file ends at {size} bytes)") from None
+                raise InvalidInputError(path, f"truncated or corrupt FITS file: {header} has no END card "
                                               f"within {MAX_HEADER_BLOCKS} blocks") from None
             name = _hdu_name(cards, number)
             try:
@@ -217,7 +229,17 @@ def check_fits(path: Path, limits: Limits | None = None) -> None:
                 raise InvalidInputError(path, f"truncated or corrupt FITS file: {name} declares {nbytes} bytes of data "
                                               f"but the file holds {max(size - data_start, 0)} after its header")
             offset = data_start + padded(nbytes)
+            names.append("PRIMARY" if number == 0 else _extname(cards))
             number += 1
+    return names
+
+
+def _extname(cards: dict[str, str]) -> str:
+    """The upper-case EXTNAME of an extension's value cards ('' when it has none or it is unreadable)."""
+    try:
+        return quoted_string(cards["EXTNAME"])[0].strip().upper()
+    except (KeyError, ValueError):
+        return ""
 
 
 def check_asdf_blocks(raw: bytes, source: object, limits: Limits | None = None) -> None:

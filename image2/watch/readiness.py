@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import fnmatch
 import heapq
-import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -21,7 +20,8 @@ from pathlib import Path
 import attrs
 
 from image2.io.association import is_fits_name
-from image2.io.fits_blocks import HeaderTruncated, NotFits, card_value, data_size, header_cards, padded, quoted_string
+from image2.errors import InvalidInputError
+from image2.io.bounds import check_fits
 from image2.watch.identity import FileStat, stat_of
 from image2.watch.ledger import ASSOCIATION, EXPOSURE
 
@@ -32,8 +32,6 @@ science frames (named as the Liger pipeline's datamodels name them; SKY frames c
 associations) and associations."""
 
 TEMPORARY_SUFFIXES = (".part", ".partial", ".tmp", ".filepart")
-
-_MAX_HEADER_BLOCKS = 10_000
 
 SCIENCE_EXTENSIONS = ("SCI", "DATA")
 """The science array's extension: SCI (JWST), DATA (Liger/IRIS)."""
@@ -76,49 +74,17 @@ class Selector:
 
 
 def fits_problem(path: Path, finished: bool = False) -> str | None:
-    """Return why ``path`` is not a whole FITS file, or None when every HDU's header and data are there;
-    with ``finished``, also why it is not yet a finished product (see :func:`unfinished`).
+    """Return why ``path`` is not a whole FITS file within the limits of image2.io.bounds, or None when
+    every HDU's header and data are there; with ``finished``, also why it is not yet a finished product
+    (see :func:`unfinished`).
 
-    Reads only the headers, so it costs a few kilobytes whatever the file's size.
+    Reads only the headers, so it costs a few kilobytes whatever the file's size (or declares).
     """
-    size = os.path.getsize(path)
-    if size == 0:
-        return "empty file"
-    offset = 0
-    number = 0
-    names: list[str] = []
-    with open(path, "rb") as handle:
-        while offset < size:
-            handle.seek(offset)
-            cards: dict[str, str] = {}
-            try:
-                for keyword, card in header_cards(handle, primary=offset == 0, max_blocks=_MAX_HEADER_BLOCKS):
-                    if card[8:10] == "= ":
-                        cards.setdefault(keyword, card_value(card))
-            except NotFits:
-                return "not a FITS file"
-            except HeaderTruncated:
-                return f"truncated FITS file: header of HDU {number + 1} is incomplete ({size} bytes)"
-            try:
-                data = data_size(cards)
-            except (KeyError, ValueError):
-                return f"not a valid FITS file: HDU {number + 1} lacks a readable BITPIX/NAXIS"
-            data_start = handle.tell()
-            if data_start + data > size:
-                return (f"truncated FITS file: data of HDU {number + 1} needs {data_start + data} bytes, "
-                        f"the file has {size}")
-            offset = data_start + padded(data)
-            number += 1
-            names.append(_extension_name(cards) if number > 1 else "PRIMARY")
-    return unfinished(names) if finished else None
-
-
-def _extension_name(cards: dict[str, str]) -> str:
-    """The EXTNAME of an extension's header cards, upper case ('' when it has none)."""
     try:
-        return quoted_string(cards["EXTNAME"])[0].strip().upper()
-    except (KeyError, ValueError):
-        return ""
+        names = check_fits(path)
+    except InvalidInputError as error:
+        return error.problem
+    return unfinished(names) if finished else None
 
 
 def unfinished(names: list[str]) -> str | None:

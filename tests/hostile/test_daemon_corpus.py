@@ -18,8 +18,8 @@ IGNORED = ("fifo-rate", "dev-zero-as-rate")
 """Not regular files: the daemon never opens them (opening a FIFO blocks, a device never ends) and leaves them be."""
 
 EXPECTED = {
-    "random-bytes": "not a FITS file",
-    "gzip-named-fits": "not a FITS file",
+    "random-bytes": "not a readable FITS file",
+    "gzip-named-fits": "compressed FITS files are not read",
     "truncated-data": "truncated",
     "sparse-40000x40000": "exceed the limit",
     "tile-compressed-20000x20000": "exceed the limit",

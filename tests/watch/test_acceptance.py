@@ -272,8 +272,8 @@ def test_corrupt_files_are_quarantined_while_good_files_complete(tmp_path: Path)
         document = json.loads((quarantine / f"{name}.reason.json").read_text())
         assert document["reason"] == rows[name].error
         reasons[name] = document["reason"]
-    assert reasons["truncated_rate.fits"].startswith("truncated FITS file")
-    assert reasons["text_rate.fits"] == "not a FITS file"
+    assert reasons["truncated_rate.fits"].startswith("truncated or corrupt FITS file")
+    assert reasons["text_rate.fits"] == "not a readable FITS file (no SIMPLE card)"
     assert "SCI" in reasons["nosci_rate.fits"]
     assert "INSTRUME" in reasons["nokeys_rate.fits"] or "EXP_TYPE" in reasons["nokeys_rate.fits"]
     assert {e["file"] for e in daemon.events("quarantined")} == {str(daemon.inbox / n) for n in bad}

@@ -254,8 +254,8 @@ def test_corrupt_files_fail_once_settled_and_go_to_quarantine(make, tmp_path: Pa
         assert document["file"] == str(s.inbox / name) and document["reason"] == row.error
         reasons[name] = row.error
         assert s.log.for_file(s.inbox / name) == ["failed", "quarantined"]
-    assert reasons["junk_rate.fits"] == "not a FITS file"
-    assert reasons["cut_rate.fits"].startswith("truncated FITS file")
+    assert reasons["junk_rate.fits"] == "not a readable FITS file (no SIMPLE card)"
+    assert reasons["cut_rate.fits"].startswith("truncated or corrupt FITS file")
     assert "SCI" in reasons["nosci_rate.fits"]
     assert "EXP_TYPE" in reasons["nokey_rate.fits"]
 
