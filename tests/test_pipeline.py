@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import weakref
 from pathlib import Path
 
 import attrs
 import numpy as np
 import pytest
 
+from image2.core.background import combine_backgrounds
 from image2.core.config import build_config
 from image2.core.pipeline import calibrate, calibrate_chunks, plan
 from image2.core.references import FlatReference, References
@@ -62,8 +64,14 @@ def test_background_runs_only_with_members_and_bsub_only_when_asked(exposure, tm
     member = read_exposure(make_rate(tmp_path / "b_rate.fits", shape=(48, 64), seed=5))
     plain = calibrate(exposure, References(), build_config(overrides=["resample.skip=true"]), [member])
     assert plain.cal.meta.status["S_BKDSUB"] == "COMPLETE" and plain.bsub is None
+    assert plain.background is None  # let go once subtracted: it is not saved
     saved = calibrate(exposure, References(), build_config({"save_bsub": True}), [member])
-    np.testing.assert_array_equal(saved.bsub.sci, (exposure.sci - saved.background.data).astype(np.float32))
+    combined = combine_backgrounds(exposure, [member])
+    np.testing.assert_array_equal(saved.bsub.sci, (exposure.sci - combined.data).astype(np.float32))
+    kept = calibrate(exposure, References(),
+                     build_config(overrides=["resample.skip=true", "bkg_subtract.save_combined_background=true"]),
+                     [member])
+    assert kept.background.data.tobytes() == combined.data.tobytes()
 
 
 def test_plan_explains_every_step(exposure):
@@ -77,7 +85,7 @@ def test_plan_explains_every_step(exposure):
 def test_chunks_of_integrations_calibrate_as_the_whole_cube(tmp_path: Path):
     cube = read_exposure(make_rate(tmp_path / "c_rateints.fits", shape=(5, 16, 20)))
     member = read_exposure(make_rate(tmp_path / "b_rateints.fits", shape=(2, 16, 20), seed=4))
-    config = build_config({"save_bsub": True})
+    config = build_config({"save_bsub": True}, overrides=["bkg_subtract.save_combined_background=true"])
     whole = calibrate(cube, References(), config, [member])
     chunks = [cube.integrations(0, 2), cube.integrations(2, 4), cube.integrations(4, 5)]
     parts = list(calibrate_chunks(iter(chunks), References(), config, [member]))
@@ -88,3 +96,70 @@ def test_chunks_of_integrations_calibrate_as_the_whole_cube(tmp_path: Path):
     assert np.concatenate([part.bsub.sci for part in parts]).tobytes() == whole.bsub.sci.tobytes()
     assert all(part.background is parts[0].background for part in parts)  # combined once, for every chunk
     assert parts[0].cal.meta.provenance == whole.cal.meta.provenance
+
+
+class _Alive:
+    """Weak references to records handed to the pipeline, and which were still alive as each step ended."""
+
+    def __init__(self) -> None:
+        self.refs: dict[str, weakref.ref] = {}
+        self.after: dict[str, set[str]] = {}
+
+    def tracked(self, name: str, record):
+        self.refs[name] = weakref.ref(record)
+        return record
+
+    def alive(self) -> set[str]:
+        return {name for name, ref in self.refs.items() if ref() is not None}
+
+    def planned(self, steps) -> None:
+        pass
+
+    def started(self, step: str) -> None:
+        pass
+
+    def ended(self, step: str, status: str, notes) -> None:
+        self.after[step] = self.alive()
+
+
+def test_each_input_is_let_go_after_the_last_step_that_takes_it(exposure, tmp_path: Path, monkeypatch):
+    """Handed over (a generator of chunks, references and members held by calibrate_chunks alone), the exposure
+    read is freed by its first step, the members once combined, the combined background after bkg_subtract
+    and the flat after flat_field, while the later steps run."""
+    import image2.core.pipeline as pipeline
+
+    alive = _Alive()
+    combine = pipeline.combine_backgrounds
+    monkeypatch.setattr(pipeline, "combine_backgrounds", lambda *a, **k: alive.tracked("background", combine(*a, **k)))
+    path, member = tmp_path / "x_rate.fits", make_rate(tmp_path / "b_rate.fits", shape=(48, 64), seed=5)  # path: the fixture's
+    shape = exposure.shape
+
+    def chunks():
+        yield alive.tracked("exposure", read_exposure(path))
+
+    calibrated = calibrate_chunks(
+        chunks(),
+        References(flat=alive.tracked("flat", FlatReference(
+            "crds://flat.fits", np.full(shape, 2, np.float32), np.zeros(shape, np.float32), np.zeros(shape, np.uint32),
+            exposure.meta.subarray))),
+        build_config(), [alive.tracked("member", read_exposure(member))], alive)
+    products = next(calibrated)
+    assert alive.after["bkg_subtract"] == {"background", "flat"}  # the exposure read and the member are gone
+    assert alive.after["flat_field"] == {"flat"}  # let go right after the step that takes it
+    assert alive.after["photom"] == alive.after["resample"] == set()
+    assert products.cal.meta.status["S_FLAT"] == "COMPLETE" and products.i2d is not None
+    assert products.background is None
+
+
+def test_a_cube_keeps_its_inputs_for_every_chunk_and_a_2d_exposure_is_one_chunk(tmp_path: Path):
+    cube = read_exposure(make_rate(tmp_path / "c_rateints.fits", shape=(4, 16, 20)))
+    shape = cube.shape
+    flat = FlatReference("crds://flat.fits", np.full(shape, 2, np.float32), np.zeros(shape, np.float32),
+                         np.zeros(shape, np.uint32), cube.meta.subarray)
+    parts = list(calibrate_chunks(iter([cube.integrations(0, 2), cube.integrations(2, 4)]), References(flat=flat)))
+    assert [part.cal.meta.status["S_FLAT"] for part in parts] == ["COMPLETE", "COMPLETE"]
+    whole = calibrate(cube, References(flat=flat))
+    assert np.concatenate([part.cal.sci for part in parts]).tobytes() == whole.cal.sci.tobytes()
+    image = read_exposure(make_rate(tmp_path / "x_rate.fits", shape=(16, 20)))
+    with pytest.raises(ValueError, match="one chunk"):
+        list(calibrate_chunks(iter([image, image]), References()))

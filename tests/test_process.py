@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import shutil
 import subprocess
 import sys
+import weakref
 from pathlib import Path
 
 import numpy as np
@@ -304,10 +306,40 @@ def test_an_internal_error_is_told_once_and_its_traceback_only_with_debug(tmp_pa
     def broken(*args, **kwargs):
         raise RuntimeError("a defect")
 
-    monkeypatch.setattr(run_process, "calibrate", broken)
+    monkeypatch.setattr(run_process, "calibrate_chunks", broken)
     path = make_rate(tmp_path / "x_rate.fits", shape=SHAPE, primary=SUBARRAY)
     plain = invoke("process", path, "--refs", refs, "-o", tmp_path / "a")
     assert plain.exit_code == 1 and "Traceback" not in plain.output
     assert plain.output.count("RuntimeError('a defect')") == 1
     debug = invoke("--debug", "process", path, "--refs", refs, "-o", tmp_path / "b")
     assert debug.exit_code == 1 and "Traceback" in debug.stderr and 'raise RuntimeError("a defect")' in debug.stderr
+
+
+def test_the_run_layer_hands_the_exposure_and_members_to_core_and_keeps_neither(tmp_path: Path, refs: Path,
+                                                                                monkeypatch):
+    """While the steps run, the exposure read is freed by the first step and the background members (read
+    without VAR_* or AREA) once combined: the run layer keeps no reference to either."""
+    import image2.run.process as run_process
+
+    alive: dict[str, weakref.ref] = {}
+    after: dict[str, set[str]] = {}
+
+    def tracked(name: str, record):
+        alive[name] = weakref.ref(record)
+        return record
+
+    read, chunks = run_process.read_exposure, run_process.exposure_chunks
+    monkeypatch.setattr(run_process, "read_exposure", lambda path, **kw: tracked(Path(path).name, read(path, **kw)))
+    monkeypatch.setattr(run_process, "exposure_chunks",
+                        lambda handle, meta: map(functools.partial(tracked, "science"), chunks(handle, meta)))
+
+    class Clock(run_process.StepClock):
+        def ended(self, step, status, notes=()):
+            super().ended(step, status, notes)
+            after[step] = {name for name, ref in alive.items() if ref() is not None}
+
+    monkeypatch.setattr(run_process, "StepClock", Clock)
+    result = invoke("process", _association(tmp_path), "--refs", refs, "-o", tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    assert set(alive) == {"science", "bkg1_rate.fits", "bkg2_rate.fits"}
+    assert after["bkg_subtract"] == after["resample"] == set()

@@ -461,3 +461,95 @@ def test_the_cal_record_is_returned_untouched_and_the_i2d_is_read_only():
     with pytest.raises(ValueError):
         i2d.sci[0, 0] = 1.0
     assert isinstance(exposure.meta.header("SCI"), Cards)
+
+
+def _whole_frame_variances(exposure, grid, weight_type, drizzled, names):
+    """The variance stage as one whole-frame computation (how resample did it before working in row blocks):
+    the oracle the blockwise stage must equal bit for bit."""
+    shape = grid.shape
+    if weight_type == "exptime":
+        weight = np.full(shape, exposure.meta.exposure.tmeasure or exposure.meta.exposure.effexptm)
+    elif "var_rnoise" in drizzled:
+        rnoise = drizzled["var_rnoise"]
+        weight = np.zeros(shape)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            np.copyto(weight, np.reciprocal(rnoise), where=(rnoise > 0) & np.isfinite(rnoise))
+    else:
+        weight = np.ones(shape)
+    scaling = 1.0 / grid.pixel_scale_ratio**2
+    positive, weight32, infinite = weight > 0, weight.astype(np.float32), np.isinf(weight)
+    product, weight_sum = np.empty(shape), np.empty(shape, dtype=np.float32)
+    result = {}
+    for name in names:
+        if name not in drizzled:
+            result[name] = np.full(shape, np.nan, dtype=np.float32)
+            continue
+        value = drizzled[name]
+        unused = ~((value >= 0) & np.isfinite(value) & positive)
+        with np.errstate(over="ignore", invalid="ignore"):
+            np.multiply(value, weight, out=product)
+            product *= weight
+        if infinite.any():
+            np.copyto(product, 0.0, where=np.isnan(product))
+        total = product.astype(np.float32)
+        total[unused] = np.nan
+        np.copyto(weight_sum, weight32)
+        weight_sum[unused] = 0
+        with np.errstate(divide="ignore", invalid="ignore"):
+            if grid.ratio_is_exact:
+                variance = np.multiply(total, np.float32(scaling), out=total)
+                variance /= weight_sum
+                variance /= weight_sum
+            else:
+                variance = (total * np.float64(scaling) / weight_sum / weight_sum).astype(np.float32)
+        result[name] = variance
+    total = np.zeros(shape, dtype=np.float32)
+    all_nan = np.ones(shape, dtype=bool)
+    for name in names:
+        finite_or_inf = ~np.isnan(result[name])
+        total += np.where(finite_or_inf, result[name], np.float32(0))
+        all_nan &= ~finite_or_inf
+    err = np.sqrt(total)
+    err[all_nan] = np.nan
+    return result, err
+
+
+def _squared_deviations(rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
+    """Random float32 squared deviations with every awkward value: NaN, ±inf, negative, zero, huge, subnormal
+    (whose reciprocal, the weight, is infinite)."""
+    values = rng.lognormal(-2, 3, shape).astype(np.float32)
+    special = np.array([np.nan, np.inf, -np.inf, -1.0, 0.0, 3e38, 1e-40, 1e-45], np.float32)
+    picks = rng.random(shape) < 0.2
+    values[picks] = rng.choice(special, picks.sum())
+    return values
+
+
+@pytest.mark.parametrize("weight_type, exact, present", [
+    ("ivm", True, ("var_rnoise", "var_flat", "var_poisson")),
+    ("ivm", False, ("var_rnoise", "var_flat", "var_poisson")),
+    ("ivm", True, ("var_flat", "var_poisson")),  # no read noise: weights of 1
+    ("exptime", True, ("var_rnoise", "var_poisson")),  # VAR_FLAT absent: NaN
+    ("exptime", False, ("var_rnoise", "var_flat", "var_poisson")),
+])
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_blockwise_variances_and_error_equal_the_whole_frame_computation(monkeypatch, weight_type, exact, present):
+    import types
+
+    import image2.core.resample as resample_module
+
+    rng = np.random.default_rng(7)
+    shape = (61, 45)
+    monkeypatch.setattr(resample_module, "VARIANCE_ROWS", 8)  # blocks, the last one short
+    grid = types.SimpleNamespace(shape=shape, pixel_scale_ratio=0.7 if exact else 0.6180339887, ratio_is_exact=exact)
+    exposure = cal_exposure(SHAPE)
+    drizzled = {name: _squared_deviations(rng, shape) for name in present}
+    expected, expected_err = _whole_frame_variances(exposure, grid, weight_type, {k: v.copy() for k, v in drizzled.items()},
+                                                    resample_module.VARIANCE_NAMES)
+    variances = resample_module._jwst_variances(exposure, grid, weight_type, drizzled, resample_module.VARIANCE_NAMES)
+    err = resample_module._error(variances, resample_module.VARIANCE_NAMES)
+    for name in resample_module.VARIANCE_NAMES:
+        assert variances[name].tobytes() == expected[name].tobytes(), name
+        if name in present:
+            assert variances[name] is drizzled[name]  # computed in place of the squared deviations
+    assert err.tobytes() == expected_err.tobytes()
+    assert np.isinf(expected_err).any() or np.isnan(expected_err).any()  # the awkward values reached the output

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
 
@@ -79,7 +79,8 @@ def background_for(exposure: Exposure, backgrounds: Sequence[Exposure], config: 
         if config.skipped("sky_sub"):
             return None
         references = references or References()
-        frames = (_calibrated(frame, prepare(references, frame, config), config, None, 0, until="sky_sub").cal
+        frames = (_calibrated({"exposure": frame, **_inputs(prepare(references, frame, config), None)}, config, 0,
+                              until="sky_sub").cal
                   for frame in (backgrounds or (exposure,)))
         estimate = declaration("sky_sub", LIGER_FORMAT).configured
         return estimate(frames, "background" if backgrounds else "science", **config.parameters("sky_sub"))
@@ -88,17 +89,39 @@ def background_for(exposure: Exposure, backgrounds: Sequence[Exposure], config: 
     return combine_backgrounds(exposure, backgrounds, **config.parameters("bkg_subtract"))
 
 
-def _calibrated(exposure: Exposure, references: References, config: Config,
-                background: CombinedBackground | SkyBackground | None, n_background: int,
-                observer: StepObserver | None = None, until: str | None = None) -> Products:
-    """Run the planned steps on ``exposure`` (all integrations or a chunk of them) with prepared inputs,
-    up to step ``until`` (all of them when None), telling ``observer`` as each starts and ends."""
-    inputs = {"background": background, **{reftype: getattr(references, reftype) for reftype in REFTYPES}}
-    planned = {step.name: step for step in plan(exposure, references, config, n_background)}
+def _inputs(references: References, background: CombinedBackground | SkyBackground | None) -> dict[str, Any]:
+    """Return what the steps take besides the exposure, by the names they declare: each reference type and
+    ``background``."""
+    return {"background": background, **{reftype: getattr(references, reftype) for reftype in REFTYPES}}
+
+
+def _keeps_background(exposure: Exposure, config: Config) -> bool:
+    """True when the products carry the background subtracted: the Liger/IRIS sky always, the combined
+    background of background members only when it is saved (``bkg_subtract.save_combined_background``);
+    otherwise it is let go once subtracted."""
+    return family_of(exposure.meta) == LIGER_FORMAT or bool(config.value("bkg_subtract", "save_combined_background"))
+
+
+def _calibrated(inputs: dict[str, Any], config: Config, n_background: int, observer: StepObserver | None = None,
+                until: str | None = None) -> Products:
+    """Run the planned steps on ``inputs["exposure"]`` (all integrations or a chunk of them) with the prepared
+    inputs the steps take (:func:`_inputs`), up to step ``until`` (all of them when None), telling
+    ``observer`` as each starts and ends.
+
+    ``inputs`` is handed over: each input is taken out of it after the last step that takes it (the
+    exposure at once; each step's record replaces the one before), so that when the caller keeps no
+    other reference each is let go as soon as no later step needs it.
+    """
+    exposure = inputs.pop("exposure")
+    supplied = References(**{reftype: inputs[reftype] for reftype in REFTYPES})
+    planned = {step.name: step for step in plan(exposure, supplied, config, n_background)}
+    del supplied  # the inputs alone hold the references, to let each go after its last step
+    background = inputs["background"] if _keeps_background(exposure, config) else None
     kept: dict[str, object] = {}
     declarations = steps_for(family_of(exposure.meta))
     if until is not None:
         declarations = declarations[:[declared.name for declared in declarations].index(until)]
+    last_taker = {name: declared.name for declared in declarations for name in declared.takes}
     if observer is not None:
         observer.planned([declared.name for declared in declarations if planned[declared.name].applies])
     for declared in declarations:
@@ -121,6 +144,9 @@ def _calibrated(exposure: Exposure, references: References, config: Config,
             exposure = skip(exposure, step.name, step.reason)
             if observer is not None:
                 observer.ended(step.name, SKIPPED, exposure.meta.provenance[-1].notes)
+        for name in declared.takes:
+            if last_taker[name] == declared.name:
+                del inputs[name]
     return Products(cal=exposure, background=background, **kept)
 
 
@@ -134,17 +160,31 @@ def calibrate_chunks(
     """Yield the products of each chunk of one exposure's integrations, in order, as each is calibrated.
 
     The references are cut to the exposure and the background combined once, from the first
-    chunk, and serve every chunk; the chunks are read from ``chunks`` one at a time. ``observer``
-    is told as each step of each chunk starts and ends.
+    chunk, and serve every chunk; the chunks are read from ``chunks`` one at a time. A 2-D
+    exposure is one chunk, whole. ``observer`` is told as each step of each chunk starts and ends.
+
+    Memory: the background members are let go once combined, a chunk as soon as its first step has
+    made the next record, and for a 2-D exposure each reference and the combined background after
+    the last step that takes it. That frees them only when the caller holds none of them itself:
+    it can pass a generator as ``chunks`` and drop its own references to the references and
+    members once this generator is made (it holds them from then on).
     """
     config = config or Config()
-    prepared: References | None = None
-    background = None
+    n_background = len(backgrounds)
+    shared: dict[str, Any] | None = None
+    whole = False
     for chunk in chunks:
-        if prepared is None:
-            prepared = prepare(references, chunk, config)
-            background = background_for(chunk, backgrounds, config, references)
-        yield _calibrated(chunk, prepared, config, background, len(backgrounds), observer)
+        if whole:
+            raise ValueError("a 2-D exposure is calibrated whole, as one chunk")
+        if shared is None:
+            shared = _inputs(prepare(references, chunk, config), background_for(chunk, backgrounds, config, references))
+            references, backgrounds = References(), ()  # the inputs hold what the steps need; the members are combined
+        whole = not chunk.is_cube
+        inputs = {"exposure": chunk, **shared}
+        del chunk  # the inputs hand it to the steps
+        if whole:
+            shared = None  # each input goes after the last step that takes it
+        yield _calibrated(inputs, config, n_background, observer)
 
 
 def calibrate(

@@ -33,7 +33,7 @@ import numpy as np
 from scipy.interpolate import RectBivariateSpline
 
 from image2.core.dq import RESAMPLE_GOOD_BITS, good_pixels
-from image2.core.drizzle_passes import drizzle_passes
+from image2.core.drizzle_passes import Drizzled, drizzle_passes
 from image2.core.exposure import Exposure
 from image2.core.fast_transform import mapped_pixels
 from image2.core.frozen import readonly
@@ -341,7 +341,35 @@ def _drizzled(exposure: Exposure, grid: OutputGrid, *, pixfrac: float, kernel: s
               enable_ctx: bool, enable_err: bool, propagate_dq: bool, stepsize: float, order: int,
               variance_mode: str) -> tuple[dict[str, np.ndarray | None], tuple[str, ...]]:
     """Drizzle SCI (and DQ) and the variances; return the output arrays by field name and notes."""
-    shape = grid.shape
+    squared = enable_err and variance_mode == "squared_weights"
+    names = _variance_names(exposure)
+    passes, notes = _passes(exposure, grid, pixfrac=pixfrac, kernel=kernel, fillval=fillval, weight_type=weight_type,
+                            enable_ctx=enable_ctx, variances=names if enable_err else (), squared=squared,
+                            propagate_dq=propagate_dq, stepsize=stepsize, order=order)
+    out: dict[str, np.ndarray | None] = {
+        "sci": passes.sci, "wht": passes.wht, "con": passes.con, "dq": passes.dq, "err": None,
+        "var_rnoise": None, "var_flat": None, "var_poisson": None,
+    }
+    if not enable_err:
+        return out, notes
+    if squared:
+        resampled = dict(zip(names, passes.sci2, strict=True))
+    else:
+        drizzled = {name: np.square(deviation, out=deviation)  # the pass's own arrays, squared in place
+                    for name, deviation in zip(names, passes.deviations, strict=True) if deviation is not None}
+        resampled = _jwst_variances(exposure, grid, weight_type, drizzled, names)
+    out["err"] = _error(resampled, names)
+    out.update({name: array for name, array in resampled.items() if name in VARIANCE_NAMES})
+    return out, notes
+
+
+def _passes(exposure: Exposure, grid: OutputGrid, *, pixfrac: float, kernel: str, fillval: str, weight_type: str,
+            enable_ctx: bool, variances: Sequence[str], squared: bool, propagate_dq: bool, stepsize: float,
+            order: int) -> tuple[Drizzled, tuple[str, ...]]:
+    """Run the drizzle passes of SCI (and DQ) and of the ``variances`` (by name); return them and notes.
+
+    The pixel map and the weights live only here: they are freed as soon as the passes have run.
+    """
     pixmap = pixel_map(exposure.wcs, grid.wcs, exposure.shape, stepsize=stepsize, order=order)
     weights, notes = weight_map(exposure, weight_type)
     xmin, xmax, ymin, ymax = input_range(exposure.wcs, exposure.shape)
@@ -352,29 +380,11 @@ def _drizzled(exposure: Exposure, grid: OutputGrid, *, pixfrac: float, kernel: s
     common = {"exptime": exposure.meta.exposure.effexptm, "pixmap": pixmap, "iscale": 1.0,
               "pixel_scale_ratio": grid.pixel_scale_ratio, "weight_map": weights, "wht_scale": 1.0,
               "pixfrac": pixfrac, "in_units": "cps", "xmin": xmin, "xmax": xmax, "ymin": ymin, "ymax": ymax}
-    squared = enable_err and variance_mode == "squared_weights"
-    names = _variance_names(exposure)
-    variances = [_variance(exposure, name) for name in names]
-    passes = drizzle_passes(data, variances if enable_err and not squared else [], common, kernel=kernel,
-                            fillval=fillval, enable_ctx=enable_ctx, shape=shape,
-                            dq=exposure.dq if propagate_dq else None, data2=variances if squared else None,
-                            fillval2="NaN" if squared else None)
-    notes += passes.warnings
-    out: dict[str, np.ndarray | None] = {
-        "sci": passes.sci, "wht": passes.wht, "con": passes.con, "dq": passes.dq, "err": None,
-        "var_rnoise": None, "var_flat": None, "var_poisson": None,
-    }
-    if not enable_err:
-        return out, notes
-    if squared:
-        resampled = dict(zip(names, passes.sci2, strict=True))
-    else:
-        drizzled = {name: deviation**2 for name, deviation in zip(names, passes.deviations, strict=True)
-                    if deviation is not None}
-        resampled = _jwst_variances(exposure, grid, weight_type, drizzled, names)
-    out["err"] = _error(resampled, names)
-    out.update({name: array for name, array in resampled.items() if name in VARIANCE_NAMES})
-    return out, notes
+    arrays = [_variance(exposure, name) for name in variances]
+    passes = drizzle_passes(data, [] if squared else arrays, common, kernel=kernel, fillval=fillval,
+                            enable_ctx=enable_ctx, shape=grid.shape, dq=exposure.dq if propagate_dq else None,
+                            data2=arrays if squared else None, fillval2="NaN" if squared else None)
+    return passes, notes + passes.warnings
 
 
 def _variance_names(exposure: Exposure) -> tuple[str, ...]:
@@ -388,68 +398,88 @@ def _variance(exposure: Exposure, name: str) -> np.ndarray | None:
     return np.square(exposure.err) if name == "err" else getattr(exposure, name)
 
 
+VARIANCE_ROWS = 128
+"""Output rows of the variance stage computed at once: its float64 and mask temporaries are a few MiB
+for the block instead of whole frames (each pixel's arithmetic does not depend on it)."""
+
+
+def _row_blocks(rows: int) -> list[slice]:
+    return [slice(start, min(rows, start + VARIANCE_ROWS)) for start in range(0, rows, VARIANCE_ROWS)]
+
+
 def _jwst_variances(exposure: Exposure, grid: OutputGrid, weight_type: str, drizzled: dict[str, np.ndarray],
                     names: Sequence[str] = VARIANCE_NAMES) -> dict[str, np.ndarray]:
     """Return the variances ``names`` (VAR_RNOISE/VAR_FLAT/VAR_POISSON) propagated as jwst 3.0 does
-    (§7.3, precision rules).
+    (§7.3, precision rules); NaN arrays for those not drizzled.
 
-    ``drizzled`` holds the squared drizzled deviation of each variance present.
+    ``drizzled`` holds the squared drizzled deviation of each variance present: arrays the caller
+    owns, which become the variances (computed in place, a block of rows at a time).
     """
-    shape = grid.shape
-    if weight_type == "exptime":
-        weight = np.full(shape, _measurement_time(exposure.meta))
-    elif "var_rnoise" in drizzled:
-        rnoise = drizzled["var_rnoise"]
-        weight = np.zeros(shape)  # float64 holding the float32 reciprocals, as jwst has it
-        with np.errstate(divide="ignore", invalid="ignore"):
-            np.copyto(weight, np.reciprocal(rnoise), where=(rnoise > 0) & np.isfinite(rnoise))
-    else:
-        weight = np.ones(shape)
     scaling = 1.0 / grid.pixel_scale_ratio**2
-    positive = weight > 0
-    weight32 = weight.astype(np.float32)
-    infinite = np.isinf(weight)
-    product, weight_sum = np.empty(shape), np.empty(shape, dtype=np.float32)
-    result = {}
-    for name in names:
-        if name not in drizzled:
-            result[name] = np.full(shape, np.nan, dtype=np.float32)
-            continue
-        value = drizzled[name]
-        unused = ~((value >= 0) & np.isfinite(value) & positive)
-        # jwst accumulates S = nansum(S, V·W·W) from S = NaN and T += W over its inputs; for the
-        # one input here that is S = V·W·W (formed in float64, NaN → 0) and T = W, stored float32
-        with np.errstate(over="ignore", invalid="ignore"):
-            np.multiply(value, weight, out=product)
-            product *= weight
-        if infinite.any():
-            np.copyto(product, 0.0, where=np.isnan(product))
-        total = product.astype(np.float32)
-        total[unused] = np.nan
-        np.copyto(weight_sum, weight32)
-        weight_sum[unused] = 0
-        with np.errstate(divide="ignore", invalid="ignore"):
-            if grid.ratio_is_exact:
-                variance = np.multiply(total, np.float32(scaling), out=total)
-                variance /= weight_sum
-                variance /= weight_sum
-            else:
-                variance = (total * np.float64(scaling) / weight_sum / weight_sum).astype(np.float32)
-        result[name] = variance
-    return result
+    present = [name for name in names if name in drizzled]
+    for rows in _row_blocks(grid.shape[0]):
+        weight = _output_weight(exposure, weight_type, drizzled.get("var_rnoise"), rows, grid.shape[1])
+        for name in present:
+            _propagated(drizzled[name][rows], weight, scaling, grid.ratio_is_exact)
+    return {name: drizzled[name] if name in drizzled else np.full(grid.shape, np.nan, dtype=np.float32)
+            for name in names}
+
+
+def _output_weight(exposure: Exposure, weight_type: str, rnoise: np.ndarray | None, rows: slice,
+                   width: int) -> np.ndarray:
+    """The float64 weight jwst gives the output pixels of ``rows``: the measurement time (``exptime``), else
+    the float32 reciprocal of the drizzled read-noise variance where it is positive and finite (0
+    elsewhere), else 1."""
+    shape = (rows.stop - rows.start, width)
+    if weight_type == "exptime":
+        return np.full(shape, _measurement_time(exposure.meta))
+    if rnoise is None:
+        return np.ones(shape)
+    block = rnoise[rows]
+    weight = np.zeros(shape)  # float64 holding the float32 reciprocals, as jwst has it
+    with np.errstate(divide="ignore", invalid="ignore"):
+        np.copyto(weight, np.reciprocal(block), where=(block > 0) & np.isfinite(block))
+    return weight
+
+
+def _propagated(value: np.ndarray, weight: np.ndarray, scaling: float, exact: bool) -> None:
+    """Turn ``value``, a block of one squared drizzled deviation, into its variance in place, with the
+    block's output ``weight`` (jwst 3.0's arithmetic, element by element)."""
+    unused = ~((value >= 0) & np.isfinite(value) & (weight > 0))
+    # jwst accumulates S = nansum(S, V·W·W) from S = NaN and T += W over its inputs; for the
+    # one input here that is S = V·W·W (formed in float64, NaN → 0) and T = W, stored float32
+    with np.errstate(over="ignore", invalid="ignore"):
+        product = np.multiply(value, weight)
+        product *= weight
+    np.copyto(product, 0.0, where=np.isnan(product))
+    total = product.astype(np.float32)
+    total[unused] = np.nan
+    weight_sum = weight.astype(np.float32)
+    weight_sum[unused] = 0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if exact:
+            variance = np.multiply(total, np.float32(scaling), out=total)
+            variance /= weight_sum
+            variance /= weight_sum
+        else:
+            variance = (total * np.float64(scaling) / weight_sum / weight_sum).astype(np.float32)
+    value[...] = variance
 
 
 def _error(variances: Mapping[str, np.ndarray], names: Sequence[str] = VARIANCE_NAMES) -> np.ndarray:
-    """ERR = √(sum of the variances ``names``, NaN ignored); NaN where every variance is NaN."""
+    """ERR = √(sum of the variances ``names``, NaN ignored); NaN where every variance is NaN (a block of
+    rows at a time)."""
     components = [variances[name] for name in names]
-    total = np.zeros(components[0].shape, dtype=np.float32)
-    all_nan = np.ones(components[0].shape, dtype=bool)
-    for component in components:
-        finite_or_inf = ~np.isnan(component)
-        total += np.where(finite_or_inf, component, np.float32(0))
-        all_nan &= ~finite_or_inf
-    err = np.sqrt(total)
-    err[all_nan] = np.nan
+    err = np.empty(components[0].shape, dtype=np.float32)
+    for rows in _row_blocks(err.shape[0]):
+        total = np.zeros(err[rows].shape, dtype=np.float32)
+        all_nan = np.ones(err[rows].shape, dtype=bool)
+        for component in components:
+            finite_or_inf = ~np.isnan(component[rows])
+            total += np.where(finite_or_inf, component[rows], np.float32(0))
+            all_nan &= ~finite_or_inf
+        np.sqrt(total, out=err[rows])
+        err[rows][all_nan] = np.nan
     return err
 
 

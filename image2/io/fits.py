@@ -289,8 +289,9 @@ class ExposureFile(OpenFits):
         except (OSError, ValueError, TypeError) as error:
             raise InvalidInputError(self.path, f"cannot read {name} ({error})") from None
 
-    def read(self, start: int | None = None, stop: int | None = None) -> Exposure:
-        """Return the exposure, or integrations ``[start, stop)`` of a 3-D one."""
+    def read(self, start: int | None = None, stop: int | None = None, *, optional: bool = True) -> Exposure:
+        """Return the exposure, or integrations ``[start, stop)`` of a 3-D one; without ``optional`` only
+        SCI, ERR and DQ (no VAR_* or AREA), all that a background member is combined from."""
         if not self.is_cube and (start is not None or stop is not None):
             raise ValueError("integration ranges apply to 3-D exposures only")
         cut = slice(start, stop) if self.is_cube else slice(None)
@@ -301,10 +302,10 @@ class ExposureFile(OpenFits):
             sci=sci,
             err=np.zeros_like(sci) if err is None else err,
             dq=np.zeros(sci.shape, np.uint32) if dq is None else dq,
-            var_poisson=self._array("VAR_POISSON", cut, np.float32),
-            var_rnoise=self._array("VAR_RNOISE", cut, np.float32),
-            var_flat=self._array("VAR_FLAT", cut, np.float32),
-            area=self._array("AREA", cut, np.float32),
+            var_poisson=self._array("VAR_POISSON", cut, np.float32) if optional else None,
+            var_rnoise=self._array("VAR_RNOISE", cut, np.float32) if optional else None,
+            var_flat=self._array("VAR_FLAT", cut, np.float32) if optional else None,
+            area=self._array("AREA", cut, np.float32) if optional else None,
             meta=self.meta,
             wcs=self.wcs,
             extensions=self.extensions,
@@ -320,10 +321,11 @@ def open_exposure(path: Path | str, headers_only: bool = False) -> ExposureFile 
     return LigerExposureFile(path, headers_only) if is_liger_file(path) else ExposureFile(path, headers_only)
 
 
-def read_exposure(path: Path | str) -> Exposure:
-    """Read a whole ``_rate``/``_rateints``/``_cal``/``_calints``/``_bsub`` file into an Exposure."""
+def read_exposure(path: Path | str, *, optional: bool = True) -> Exposure:
+    """Read a whole ``_rate``/``_rateints``/``_cal``/``_calints``/``_bsub`` file into an Exposure; without
+    ``optional`` only its SCI, ERR and DQ (see :meth:`ExposureFile.read`)."""
     with open_exposure(path) as handle:
-        return handle.read()
+        return handle.read(optional=optional)
 
 
 def merged_cards(meta: Meta, hdu: str, extra: Mapping[str, Any] | None = None) -> Cards:

@@ -138,8 +138,9 @@ class LigerExposureFile(OpenFits):
         except (OSError, ValueError, TypeError) as error:
             raise InvalidInputError(self.path, f"cannot read {name} ({error})") from None
 
-    def read(self, start: int | None = None, stop: int | None = None) -> Exposure:
-        """Return the exposure (Liger/IRIS frames have no integrations to select)."""
+    def read(self, start: int | None = None, stop: int | None = None, *, optional: bool = True) -> Exposure:
+        """Return the exposure (Liger/IRIS frames have no integrations to select, and only SCI, ERR and DQ,
+        so ``optional`` changes nothing)."""
         if start is not None or stop is not None:
             raise ValueError("integration ranges apply to 3-D exposures only")
         sci = self._array("DATA", np.float32)

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Iterator
 from pathlib import Path
 
-from image2.core.config import Config
 from image2.core.exposure import Exposure
 from image2.core.meta import Meta
 from image2.core.naming import product_filename
-from image2.core.pipeline import StepObserver, calibrate_chunks
-from image2.core.references import References
+from image2.core.pipeline import Products
 from image2.io.atomic import Staging
 from image2.io.cube_writer import CubeWriter
 from image2.io.fits import ExposureFile
@@ -22,16 +20,23 @@ CHUNK_BYTES = 16 * 2**20
 250 MB plus 33 times this (≈ 0.8 GB), whatever the number of integrations."""
 
 
-def stage_cube(handle: ExposureFile, meta: Meta, references: References, config: Config,
-               backgrounds: Sequence[Exposure], output_dir: Path, root: str, staging: Staging, *,
-               preview: str | None = None, observer: StepObserver | None = None) -> Exposure:
-    """Calibrate the 3-D exposure of ``handle`` chunk by chunk (core's ``calibrate_chunks``), staging
-    calints (and bsubints) as the chunks come; return the first chunk's calints record, whose
-    metadata and provenance are those of the whole product."""
+def exposure_chunks(handle: ExposureFile, meta: Meta) -> Iterator[Exposure]:
+    """Yield the exposure of ``handle`` with ``meta`` as core calibrates it: a 2-D one whole, a 3-D one in chunks
+    of integrations (CHUNK_BYTES a float32 array), each read only when asked for and then held by the asker alone."""
+    if not handle.is_cube:
+        yield handle.read().evolve(meta=meta)
+        return
     nints, ny, nx = handle.shape
     step = max(1, CHUNK_BYTES // (ny * nx * 4))
-    chunks = (handle.read(start, min(start + step, nints)).evolve(meta=meta) for start in range(0, nints, step))
-    calibrated = calibrate_chunks(chunks, references, config, backgrounds, observer)
+    for start in range(0, nints, step):
+        yield handle.read(start, min(start + step, nints)).evolve(meta=meta)
+
+
+def stage_cube(calibrated: Iterator[Products], nints: int, output_dir: Path, root: str, staging: Staging, *,
+               preview: str | None = None) -> Exposure:
+    """Stage calints (and bsubints) of a 3-D exposure of ``nints`` integrations as core's ``calibrate_chunks``
+    yields the products of its chunks (``calibrated``); return the first chunk's calints record, whose
+    metadata and provenance are those of the whole product."""
     first = next(calibrated)
     cal_name = product_filename(root, "cal", cube=True)
     bsub_name = product_filename(root, "bsub", cube=True)

@@ -10,20 +10,22 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 from image2.core.association import Association, Product
+from image2.core.config import Config
 from image2.core.meta import Meta
 from image2.core.naming import product_filename, product_root
-from image2.core.pipeline import calibrate
+from image2.core.pipeline import Products, StepObserver, calibrate_chunks
 from image2.core.scope import refusal
 from image2.errors import Image2Error, InvalidInputError, OutputConflictError
 from image2.io.association import load_input
 from image2.io.atomic import Staging
 from image2.io.asdf_manifests import use_libyaml_for_manifests
 from image2.io.fits import ExposureFile, open_exposure, read_exposure
-from image2.run.cube import stage_cube
+from image2.io.refs.resolution import Resolution
+from image2.run.cube import exposure_chunks, stage_cube
 from image2.run.events import StepClock, report
 from image2.run.options import RunOptions, configuration
 from image2.run.publish import destination_problem, stage_products
@@ -67,17 +69,15 @@ def process_product(association: Association, product: Product, options: RunOpti
             problem = destination_problem(options.output_dir, root, handle.meta, handle.is_cube, options.overwrite)
             if problem is not None:
                 raise OutputConflictError(science, problem)
-            meta = _with_association(handle.meta, association)
-            references, plan = choose_references(meta, options, science, config)
-            meta = meta.with_cards("PRIMARY", reference_cards(plan))
-            backgrounds = [read_exposure(member.path) for member in product.background]
+            calibrated, plan = calibration(handle, _with_association(handle.meta, association), product, options,
+                                           config, clock)
             options.output_dir.mkdir(parents=True, exist_ok=True)
             with Staging(options.overwrite) as staging:
                 if handle.is_cube:
-                    cal = stage_cube(handle, meta, references, config, backgrounds, options.output_dir, root,
-                                     staging, preview=options.preview, observer=clock)
+                    cal = stage_cube(calibrated, handle.shape[0], options.output_dir, root, staging,
+                                     preview=options.preview)
                 else:
-                    products = calibrate(handle.read().evolve(meta=meta), references, config, backgrounds, clock)
+                    products = next(calibrated)
                     stage_products(staging, products, options.output_dir, root, preview=options.preview,
                                    replace_companions=True,
                                    save_combined_background=config.value("bkg_subtract", "save_combined_background"))
@@ -95,6 +95,21 @@ def process_product(association: Association, product: Product, options: RunOpti
         return failed(f"{science}: internal error: {error!r}", failure_of(error))
     return ProductResult(source, root, DONE, outputs, None, time.perf_counter() - started,
                          skipped_steps=skipped_steps(cal, plan))
+
+
+def calibration(handle: ExposureFile, meta: Meta, product: Product, options: RunOptions, config: Config,
+                observer: StepObserver) -> tuple[Iterator[Products], Mapping[str, Resolution]]:
+    """Start calibrating the exposure of ``handle`` (``meta`` its metadata so far): choose its references,
+    read the background members of ``product`` and return core's ``calibrate_chunks`` over its chunks,
+    with the reference plan.
+
+    The references and members are handed over as this function returns: only core's generator
+    holds them then, and it lets each go as soon as no step needs it (the chunks too, read as it asks).
+    """
+    references, plan = choose_references(meta, options, handle.path, config)
+    meta = meta.with_cards("PRIMARY", reference_cards(plan))
+    backgrounds = [read_exposure(member.path, optional=False) for member in product.background]
+    return calibrate_chunks(exposure_chunks(handle, meta), references, config, backgrounds, observer), plan
 
 
 def admissible(handle: ExposureFile) -> None:
