@@ -139,3 +139,29 @@ def test_an_all_nan_pixel_map_fails_as_drizzle_does():
     with pytest.raises(ValueError) as theirs:
         drizzle_alone(images[0], common, "square", "NAN", out_shape)
     assert str(ours.value) == str(theirs.value)
+
+
+@pytest.mark.parametrize("kernel", list(KERNEL_CODES))
+def test_variances_are_drizzled_as_the_square_roots_numpy_takes(kernel):
+    """The kernel's square roots equal np.sqrt's bit for bit, for every awkward variance: negative (NaN),
+    NaN, ±inf, zero, subnormal, huge; with the square kernel (the default) also against drizzle's own pass."""
+    images, weights, pixmap, out_shape = random_case(11, nan_map=False)
+    rng = np.random.default_rng(5)
+    variances = [rng.lognormal(-2, 3, images[0].shape).astype(np.float32) for _ in range(2)]
+    special = np.array([-1.0, -0.0, np.nan, np.inf, -np.inf, 0.0, 1e-45, 3e38], np.float32)
+    picks = rng.random(images[0].shape) < 0.2
+    variances[0][picks] = rng.choice(special, picks.sum())
+    common = {"exptime": 2.0, "pixmap": pixmap, "pixel_scale_ratio": 0.8, "weight_map": weights, "pixfrac": 0.8,
+              "iscale": 0.5}
+    fills = ["NAN", np.nan, np.nan]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        outputs, counts = coadd(images[:1], common, kernel=kernel, fills=fills, shape=out_shape, variances=variances)
+        with np.errstate(invalid="ignore"):
+            roots = [np.sqrt(variance) for variance in variances]
+        expected, expected_counts = coadd([images[0], *roots], common, kernel=kernel, fills=fills, shape=out_shape)
+        driz, _ = drizzle_alone(roots[0], common, kernel, np.nan, out_shape, ctx=False)
+    assert all(same(a, b) for a, b in zip(outputs, expected, strict=True)) and same(counts, expected_counts)
+    if kernel == "square":
+        assert same(outputs[1], driz.out_img)
+    assert np.isnan(outputs[1][counts > 0]).any()  # the NaN roots reached the output

@@ -41,3 +41,11 @@ def test_drizzles_passes_stand_in_for_the_missing_kernel_bit_for_bit(monkeypatch
             assert one.dtype == other.dtype and one.shape == other.shape, name
             assert np.ascontiguousarray(one).tobytes() == np.ascontiguousarray(other).tobytes(), name
 
+
+
+def test_a_build_of_another_interface_version_is_not_used(monkeypatch):
+    """A stale build (another _coadd.VERSION) would take the same arguments to mean something else: it is
+    left alone and drizzle's passes run."""
+    assert coadd.available()
+    monkeypatch.setattr(coadd._coadd, "VERSION", coadd.KERNEL_VERSION - 1)
+    assert not coadd.available() and not coadd.supports({"exptime": 1.0, "pixmap": None}, None)

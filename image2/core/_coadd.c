@@ -13,6 +13,10 @@
  * One call updates only the output rows [row_lo, row_hi): callers may run disjoint row bands
  * on several threads (the GIL is released), and each output pixel still receives its updates
  * in input-pixel order. Fill values are applied by the caller.
+ *
+ * Images from index first_root on are variances: each pixel's square root (sqrtf, correctly
+ * rounded like numpy's float32 sqrt) is drizzled, as jwst drizzles a variance as a standard
+ * deviation, so the caller needs no whole-frame array of deviations.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -61,6 +65,7 @@ typedef struct {
     /* inputs */
     const float *images[MAX_IMAGES];
     int n_images;
+    int first_root; /* images[k] for k >= first_root are drizzled as their square roots */
     const float *weights;
     const double *map; /* (in_ny, in_nx, 2) */
     const unsigned int *dq;
@@ -780,7 +785,7 @@ pixel_values(const job *p, int i, int j, float d[MAX_IMAGES], unsigned int *dq)
     size_t at = (size_t) j * (size_t) p->in_nx + (size_t) i;
     int k;
     for (k = 0; k < p->n_images; ++k) {
-        d[k] = p->images[k][at] * p->iscale;
+        d[k] = (k < p->first_root ? p->images[k][at] : sqrtf(p->images[k][at])) * p->iscale;
     }
     *dq = p->dq ? p->dq[at] : 0u;
 }
@@ -1037,7 +1042,7 @@ coadd(PyObject *self, PyObject *args)
     job p;
     views held;
     Py_ssize_t in_pixels, out_pixels, k;
-    int status;
+    int status = 0;
 
     (void) self;
     memset(&p, 0, sizeof(p));
@@ -1045,13 +1050,16 @@ coadd(PyObject *self, PyObject *args)
     if (!PyArg_ParseTuple(args, "O!O!OOOOOOiiiiiiiiifffdiiii:coadd", &PyTuple_Type, &images, &PyTuple_Type,
                           &outputs, &weights, &map, &counts, &context, &dq, &out_dq, &p.in_nx, &p.in_ny,
                           &p.out_nx, &p.out_ny, &p.xmin, &p.xmax, &p.ymin, &p.ymax, &p.kernel, &p.iscale,
-                          &p.ratio, &p.wscale, &p.pixfrac, &p.bit, &p.row_lo, &p.row_hi, &status)) {
+                          &p.ratio, &p.wscale, &p.pixfrac, &p.bit, &p.row_lo, &p.row_hi, &p.first_root)) {
         return NULL;
     }
-    (void) status;
     p.n_images = (int) PyTuple_GET_SIZE(images);
     if (p.n_images < 1 || p.n_images > MAX_IMAGES || PyTuple_GET_SIZE(outputs) != p.n_images) {
         PyErr_SetString(PyExc_ValueError, "between 1 and 16 images, and as many outputs");
+        return NULL;
+    }
+    if (p.first_root < 0 || p.first_root > p.n_images) {
+        PyErr_SetString(PyExc_ValueError, "first_root must be between 0 and the number of images");
         return NULL;
     }
     if (p.in_nx < 2 || p.in_ny < 2 || p.out_nx < 1 || p.out_ny < 1 || p.kernel < K_SQUARE ||
@@ -1114,9 +1122,9 @@ parse_float32(PyObject *self, PyObject *arg)
 static PyMethodDef methods[] = {
     {"coadd", coadd, METH_VARARGS,
      "coadd(images, outputs, weights, pixmap, counts, context, dq, out_dq, in_nx, in_ny, out_nx, out_ny, "
-     "xmin, xmax, ymin, ymax, kernel, iscale, pscale_ratio, wtscale, pixfrac, bit, row_lo, row_hi, 0)\n"
-     "Drizzle every image with the shared pixel map and weights into its output, updating output rows "
-     "[row_lo, row_hi) only."},
+     "xmin, xmax, ymin, ymax, kernel, iscale, pscale_ratio, wtscale, pixfrac, bit, row_lo, row_hi, first_root)\n"
+     "Drizzle every image (from index first_root on: its square root) with the shared pixel map and weights "
+     "into its output, updating output rows [row_lo, row_hi) only."},
     {"parse_float32", parse_float32, METH_O, "The float32 value of a decimal string, as C's strtof reads it."},
     {NULL, NULL, 0, NULL}};
 
@@ -1127,5 +1135,10 @@ static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_coadd",
 PyMODINIT_FUNC
 PyInit__coadd(void)
 {
-    return PyModule_Create(&module);
+    PyObject *m = PyModule_Create(&module);
+    if (m && PyModule_AddIntConstant(m, "VERSION", 2) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
 }

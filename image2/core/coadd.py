@@ -28,13 +28,17 @@ try:
 except ImportError:  # not built (a pure install): drizzle's own passes are used
     _coadd = None
 
+KERNEL_VERSION = 2
+"""The interface of ``_coadd`` this module calls (2: variances drizzled as their square roots in the kernel);
+a build of another version is not used, so a stale build falls back to drizzle's passes."""
+
 KERNEL_CODES = {"square": 0, "gaussian": 1, "point": 2, "turbo": 3, "lanczos2": 4, "lanczos3": 5}
 NOT_FLUX_CONSERVING = ("gaussian", "lanczos2", "lanczos3")
 
 
 def available() -> bool:
-    """True when the compiled one-pass kernel is importable."""
-    return _coadd is not None
+    """True when the compiled one-pass kernel is importable and of this module's version."""
+    return _coadd is not None and getattr(_coadd, "VERSION", 1) == KERNEL_VERSION
 
 
 def fill_value(fillval: Any) -> np.float32:
@@ -92,15 +96,18 @@ def _warn_like_drizzle(kernel: str, pixfrac: float) -> str:
 
 def coadd(images: Sequence[np.ndarray], common: Mapping[str, Any], *, kernel: str, fills: Sequence[Any],
           shape: tuple[int, int], context: np.ndarray | None = None, dq: np.ndarray | None = None,
-          out_dq: np.ndarray | None = None, threads: int = 2) -> tuple[list[np.ndarray], np.ndarray]:
-    """Drizzle each image with the shared pixel map and weights of ``common``; return the outputs and the weights.
+          out_dq: np.ndarray | None = None, threads: int = 2,
+          variances: Sequence[np.ndarray] = ()) -> tuple[list[np.ndarray], np.ndarray]:
+    """Drizzle each image, then the square root of each of ``variances``, with the shared pixel map and weights of
+    ``common``; return the outputs (images first) and the weights.
 
     Each output equals ``Drizzle(kernel=kernel, fillval=fills[k], out_shape=shape).add_image(
-    images[k], **common)``'s ``out_img``, and the weights its ``out_wht``. ``context`` (int32,
-    bit 1 set where a pixel contributes) and ``out_dq`` (DQ OR'ed, only with ``dq``) are
-    updated in place when given.
+    images[k], **common)``'s ``out_img`` (for a variance: of ``np.sqrt(variance)``, taken pixel by
+    pixel in the kernel, so no array of square roots is made), and the weights its ``out_wht``.
+    ``context`` (int32, bit 1 set where a pixel contributes) and ``out_dq`` (DQ OR'ed, only with
+    ``dq``) are updated in place when given.
     """
-    data = [np.ascontiguousarray(image, dtype=np.float32) for image in images]
+    data = [np.ascontiguousarray(image, dtype=np.float32) for image in (*images, *variances)]
     in_ny, in_nx = data[0].shape
     pixmap = np.ascontiguousarray(common["pixmap"], dtype=np.float64)
     weights = common.get("weight_map")
@@ -127,7 +134,7 @@ def coadd(images: Sequence[np.ndarray], common: Mapping[str, Any], *, kernel: st
     def band(rows: tuple[int, int]) -> None:
         _coadd.coadd(tuple(data), tuple(outputs), weights, pixmap, counts, context, dq_in,
                      out_dq if dq_in is not None else None, in_nx, in_ny, shape[1], shape[0], xmin, xmax, ymin, ymax,
-                     KERNEL_CODES[kernel], float(iscale), float(ratio), float(wtscale), pixfrac, 1, *rows, 0)
+                     KERNEL_CODES[kernel], float(iscale), float(ratio), float(wtscale), pixfrac, 1, *rows, len(images))
 
     if len(bands) == 1:
         band(bands[0])

@@ -111,20 +111,16 @@ def drizzle_passes(data: np.ndarray, variances: Sequence[np.ndarray | None], com
 def _one_pass(data: np.ndarray, variances: Sequence[np.ndarray | None], common: Mapping[str, Any], *, kernel: str,
               fillval: str, enable_ctx: bool, shape: tuple[int, int], dq: np.ndarray | None,
               threads: int) -> Drizzled:
-    """SCI and every deviation co-added in one pass of the compiled kernel (same outputs as the passes)."""
+    """SCI and every deviation co-added in one pass of the compiled kernel (same outputs as the passes); the
+    kernel takes each variance's square roots pixel by pixel."""
     present = [index for index, variance in enumerate(variances) if variance is not None]
-    with warnings.catch_warnings(), np.errstate(invalid="ignore"):
-        warnings.simplefilter("ignore")
-        deviations = [np.sqrt(variances[index]) for index in present]
     context = np.zeros((1, *shape), dtype=np.int32) if enable_ctx else None
     out_dq = np.zeros(shape, dtype=np.uint32) if dq is not None else None
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        outputs, counts = coadd.coadd([data, *deviations], common, kernel=kernel,
-                                      fills=[fillval, *([np.nan] * len(deviations))], shape=shape,
-                                      context=None if context is None else context[0], dq=dq, out_dq=out_dq,
-                                      threads=threads)
-    del deviations
+        outputs, counts = coadd.coadd([data], common, kernel=kernel, fills=[fillval, *([np.nan] * len(present))],
+                                      shape=shape, context=None if context is None else context[0], dq=dq,
+                                      out_dq=out_dq, threads=threads, variances=[variances[i] for i in present])
     drizzled: list[np.ndarray | None] = [None] * len(variances)
     for index, output in zip(present, outputs[1:], strict=True):
         drizzled[index] = output
