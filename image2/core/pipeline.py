@@ -22,7 +22,12 @@ from image2.core.steps import LIGER_FORMAT, configured_names, declaration, famil
 
 @attrs.frozen
 class Products:
-    """What calibrating one exposure yields: the cal record and, when made, the others."""
+    """What calibrating one exposure yields: the cal record and, when made, the others.
+
+    ``background``: the Liger/IRIS sky, or the combined background of background members when the
+    configuration saves it (``bkg_subtract.save_combined_background``); otherwise None, so that
+    it is let go once subtracted.
+    """
 
     cal: Exposure
     i2d: Resampled | None = None
