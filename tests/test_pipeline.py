@@ -88,3 +88,20 @@ def test_chunks_of_integrations_calibrate_as_the_whole_cube(tmp_path: Path):
     assert np.concatenate([part.bsub.sci for part in parts]).tobytes() == whole.bsub.sci.tobytes()
     assert all(part.background is parts[0].background for part in parts)  # combined once, for every chunk
     assert parts[0].cal.meta.provenance == whole.cal.meta.provenance
+
+
+def test_the_cal_is_told_settled_before_resample_and_is_the_record_returned(exposure):
+    told: list = []
+
+    def settled(cal) -> None:
+        assert "S_RESAMP" not in cal.meta.status and cal.meta.status["S_WCS"] == "COMPLETE"
+        told.append(cal)
+
+    products = calibrate(exposure, References(), settled=settled)
+    assert len(told) == 1 and told[0] is products.cal and products.i2d is not None
+
+
+def test_a_cal_that_a_skipped_resample_still_stamps_is_never_told_settled(exposure):
+    told: list = []
+    products = calibrate(exposure, References(), build_config(overrides=["resample.skip=true"]), settled=told.append)
+    assert told == [] and products.cal.meta.status["S_RESAMP"] == "SKIPPED"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Protocol
 
 import attrs
@@ -17,7 +17,7 @@ from image2.core.resample import Resampled
 
 if TYPE_CHECKING:
     from image2.core.liger.sky import SkyBackground
-from image2.core.steps import LIGER_FORMAT, configured_names, declaration, family_of, preparations, steps_for
+from image2.core.steps import LIGER_FORMAT, Step, configured_names, declaration, family_of, preparations, steps_for
 
 
 @attrs.frozen
@@ -88,11 +88,25 @@ def background_for(exposure: Exposure, backgrounds: Sequence[Exposure], config: 
     return combine_backgrounds(exposure, backgrounds, **config.parameters("bkg_subtract"))
 
 
+def _settled_from(declarations: Sequence[Step], planned: dict[str, PlannedStep]) -> int | None:
+    """The index of the first step from which on no step changes the cal record: each one left either
+    does not apply or runs and makes a record of its own (resample's i2d); None when no such step is left."""
+    index = len(declarations)
+    while index > 0:
+        step = planned[declarations[index - 1].name]
+        if step.applies and not (step.runs and declarations[index - 1].makes is not None):
+            break
+        index -= 1
+    return index if index < len(declarations) else None
+
+
 def _calibrated(exposure: Exposure, references: References, config: Config,
                 background: CombinedBackground | SkyBackground | None, n_background: int,
-                observer: StepObserver | None = None, until: str | None = None) -> Products:
+                observer: StepObserver | None = None, until: str | None = None,
+                settled: Callable[[Exposure], None] | None = None) -> Products:
     """Run the planned steps on ``exposure`` (all integrations or a chunk of them) with prepared inputs,
-    up to step ``until`` (all of them when None), telling ``observer`` as each starts and ends."""
+    up to step ``until`` (all of them when None), telling ``observer`` as each starts and ends, and
+    ``settled`` the cal record before the steps that only make records of their own."""
     inputs = {"background": background, **{reftype: getattr(references, reftype) for reftype in REFTYPES}}
     planned = {step.name: step for step in plan(exposure, references, config, n_background)}
     kept: dict[str, object] = {}
@@ -101,7 +115,10 @@ def _calibrated(exposure: Exposure, references: References, config: Config,
         declarations = declarations[:[declared.name for declared in declarations].index(until)]
     if observer is not None:
         observer.planned([declared.name for declared in declarations if planned[declared.name].applies])
-    for declared in declarations:
+    settled_at = None if settled is None else _settled_from(declarations, planned)
+    for index, declared in enumerate(declarations):
+        if index == settled_at:
+            settled(exposure)
         step = planned[declared.name]
         if step.runs:
             if observer is not None:
@@ -130,12 +147,13 @@ def calibrate_chunks(
     config: Config | None = None,
     backgrounds: Sequence[Exposure] = (),
     observer: StepObserver | None = None,
+    settled: Callable[[Exposure], None] | None = None,
 ) -> Iterator[Products]:
     """Yield the products of each chunk of one exposure's integrations, in order, as each is calibrated.
 
     The references are cut to the exposure and the background combined once, from the first
     chunk, and serve every chunk; the chunks are read from ``chunks`` one at a time. ``observer``
-    is told as each step of each chunk starts and ends.
+    is told as each step of each chunk starts and ends, ``settled`` as in :func:`calibrate`.
     """
     config = config or Config()
     prepared: References | None = None
@@ -144,7 +162,7 @@ def calibrate_chunks(
         if prepared is None:
             prepared = prepare(references, chunk, config)
             background = background_for(chunk, backgrounds, config, references)
-        yield _calibrated(chunk, prepared, config, background, len(backgrounds), observer)
+        yield _calibrated(chunk, prepared, config, background, len(backgrounds), observer, settled=settled)
 
 
 def calibrate(
@@ -153,8 +171,15 @@ def calibrate(
     config: Config | None = None,
     backgrounds: Sequence[Exposure] = (),
     observer: StepObserver | None = None,
+    settled: Callable[[Exposure], None] | None = None,
 ) -> Products:
     """Calibrate one exposure: background → subarray map → WCS → dark → flat → photom → resample (the
     Liger/IRIS format: subarray map → WCS → dark → flat → sky); ``observer``, if given, is told as each
-    step starts and ends."""
-    return next(calibrate_chunks((exposure,), references, config, backgrounds, observer))
+    step starts and ends.
+
+    ``settled``, if given, is called with the cal record once only steps that make records of their
+    own (resample) are left, so a caller can write it while they run. Such a step can still end up
+    skipped and stamp the cal: the returned ``Products.cal`` is the record to keep, the same object
+    when nothing changed it.
+    """
+    return next(calibrate_chunks((exposure,), references, config, backgrounds, observer, settled))

@@ -26,7 +26,7 @@ from image2.io.fits import ExposureFile, open_exposure, read_exposure
 from image2.run.cube import stage_cube
 from image2.run.events import StepClock, report
 from image2.run.options import RunOptions, configuration
-from image2.run.publish import destination_problem, stage_products
+from image2.run.publish import SettledCal, destination_problem, stage_products
 from image2.run.references import choose_references, reference_cards, skipped_steps
 from image2.run.results import DONE, FAILED, SKIPPED, Failure, FailureKind, ProductResult, failure_of
 
@@ -77,9 +77,12 @@ def process_product(association: Association, product: Product, options: RunOpti
                     cal = stage_cube(handle, meta, references, config, backgrounds, options.output_dir, root,
                                      staging, preview=options.preview, observer=clock)
                 else:
-                    products = calibrate(handle.read().evolve(meta=meta), references, config, backgrounds, clock)
+                    with SettledCal(staging, cal_path) as settled:
+                        products = calibrate(handle.read().evolve(meta=meta), references, config, backgrounds, clock,
+                                             settled.stage)
+                        cal_staged = settled.finished(products.cal)
                     stage_products(staging, products, options.output_dir, root, preview=options.preview,
-                                   replace_companions=True,
+                                   replace_companions=True, cal_staged=cal_staged,
                                    save_combined_background=config.value("bkg_subtract", "save_combined_background"))
                     cal = products.cal
                 outputs = tuple(staging.publish())

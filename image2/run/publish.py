@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 from image2.core.exposure import Exposure
@@ -16,17 +17,68 @@ from image2.io.i2d import i2d_hdus
 from image2.io.preview import preview_of
 
 
-def stage_exposure(staging: Staging, exposure: Exposure, path: Path, overwrite: bool | None = None) -> None:
-    """Stage ``exposure`` as a FITS file to be published at ``path``."""
+def stage_exposure(staging: Staging, exposure: Exposure, path: Path, overwrite: bool | None = None, *,
+                   last: bool = False) -> None:
+    """Stage ``exposure`` as a FITS file to be published at ``path`` (after every other file when ``last``)."""
     hdul = exposure_hdus(exposure, path.name)
-    with staging.open(path, overwrite) as handle:
+    with staging.open(path, overwrite, last=last) as handle:
         hdul.writeto(handle)
+
+
+class SettledCal:
+    """Stages the cal record on a thread as soon as the pipeline says it is settled (core's
+    ``calibrate(settled=...)``), while resample computes the i2d: the two overlap, and the cal is
+    still published last. A context manager: leaving it waits for the thread, so nothing is staged
+    after a failed calibration has discarded the staging."""
+
+    def __init__(self, staging: Staging, path: Path) -> None:
+        self._staging, self._path = staging, path
+        self._record: Exposure | None = None
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+
+    def stage(self, cal: Exposure) -> None:
+        """Start staging ``cal`` (called by the pipeline, once)."""
+        self._record = cal
+        self._thread = threading.Thread(target=self._write, args=(cal,), name="stage-cal", daemon=True)
+        self._thread.start()
+
+    def _write(self, cal: Exposure) -> None:
+        try:
+            stage_exposure(self._staging, cal, self._path, last=True)
+        except BaseException as error:  # re-raised by finished(), in the calibrating thread
+            self._error = error
+
+    def _wait(self) -> None:
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+
+    def finished(self, cal: Exposure) -> bool:
+        """Wait for the staging; True when it staged ``cal`` itself, False when the caller must stage
+        ``cal`` (nothing was staged early, or a later step changed the record: the early file is withdrawn)."""
+        self._wait()
+        if self._error is not None:
+            raise self._error
+        if self._record is None:
+            return False
+        if cal is not self._record:
+            self._staging.withdraw_last()
+            return False
+        return True
+
+    def __enter__(self) -> SettledCal:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._wait()
 
 
 def stage_products(staging: Staging, products: Products, output_dir: Path, root: str, *,
                    save_combined_background: bool = False, preview: str | None = None,
-                   replace_companions: bool = False) -> None:
-    """Stage every file of ``products`` under ``output_dir``: background, bsub, i2d, preview, cal.
+                   replace_companions: bool = False, cal_staged: bool = False) -> None:
+    """Stage every file of ``products`` under ``output_dir``: background, bsub, i2d, preview, cal
+    (unless ``cal_staged``: a :class:`SettledCal` staged it).
 
     ``preview``: the quick-look's orientation (see image2.io.preview.ORIENTATIONS), or None for none.
 
@@ -52,7 +104,8 @@ def stage_products(staging: Staging, products: Products, output_dir: Path, root:
     if preview is not None:
         with staging.open(output_dir / (Path(shown_name).stem + ".png"), companion) as handle:
             handle.write(preview_of(shown, shown_name, preview))
-    stage_exposure(staging, products.cal, output_dir / product_filename(root, "cal", cube))
+    if not cal_staged:
+        stage_exposure(staging, products.cal, output_dir / product_filename(root, "cal", cube))
 
 
 def write_products(products: Products, output_dir: Path | str, root: str, *, overwrite: bool = False,
