@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from image2.core.exposure import Exposure
 from image2.core.meta import Meta
@@ -16,12 +17,14 @@ from image2.io.fits_blocks import primary_values, quoted_string
 from image2.io.i2d import i2d_hdus
 from image2.io.preview import preview_of
 
+if TYPE_CHECKING:
+    from astropy.io import fits
 
-def stage_exposure(staging: Staging, exposure: Exposure, path: Path, overwrite: bool | None = None, *,
-                   last: bool = False) -> None:
-    """Stage ``exposure`` as a FITS file to be published at ``path`` (after every other file when ``last``)."""
+
+def stage_exposure(staging: Staging, exposure: Exposure, path: Path, overwrite: bool | None = None) -> None:
+    """Stage ``exposure`` as a FITS file to be published at ``path``."""
     hdul = exposure_hdus(exposure, path.name)
-    with staging.open(path, overwrite, last=last) as handle:
+    with staging.open(path, overwrite) as handle:
         hdul.writeto(handle)
 
 
@@ -38,14 +41,21 @@ class SettledCal:
         self._error: BaseException | None = None
 
     def stage(self, cal: Exposure) -> None:
-        """Start staging ``cal`` (called by the pipeline, once)."""
+        """Start staging ``cal`` (called by the pipeline, once).
+
+        The HDUs are built here, in the calibrating thread: astropy builds tables under
+        ``warnings.catch_warnings``, which is process-wide and would race with resample's own
+        use of it. The thread only writes bytes and waits for the disk.
+        """
         self._record = cal
-        self._thread = threading.Thread(target=self._write, args=(cal,), name="stage-cal", daemon=True)
+        hdul = exposure_hdus(cal, self._path.name)
+        self._thread = threading.Thread(target=self._write, args=(hdul,), name="stage-cal", daemon=True)
         self._thread.start()
 
-    def _write(self, cal: Exposure) -> None:
+    def _write(self, hdul: fits.HDUList) -> None:
         try:
-            stage_exposure(self._staging, cal, self._path, last=True)
+            with self._staging.open(self._path, last=True) as handle:
+                hdul.writeto(handle)
         except BaseException as error:  # re-raised by finished(), in the calibrating thread
             self._error = error
 
