@@ -8,7 +8,7 @@ over repetitions, with the jwst/image2 ratio:
     jwst's Image2Pipeline (tests/parity/jwst_driver.py, one job);
 (b) batch: 10 full-frame rate files with both tools using both cores — jwst as 2 parallel
     processes of 5 files each, image2 as one ``image2 process --jobs 2``; wall time and
-    throughput;
+    throughput, and image2's scaling: the same batch in one process held to one core;
 (c) warm latency: ``image2 watch`` already running; from a rate file closed in the watched
     folder to its _i2d published, against jwst's cold one-shot time of the same file;
 and the peak memory (summed RSS) of each side's whole process tree, children included,
@@ -35,6 +35,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from image2.core.parallel import CORES_VARIABLE
 from image2.synthetic.demo import build
 from tests.parity.jwst_harness import product_differences
 
@@ -164,6 +165,16 @@ def warm_latency(science: Path, refs: Path, folder: Path, repeat: int) -> dict[s
     return {"latency": statistics.median(latencies), "peak_mib": peak / 1024}
 
 
+def kernel_in_use() -> str:
+    """Which drizzle the image2 processes below use: the compiled one-pass kernel or drizzle's own passes."""
+    probe = subprocess.run([sys.executable, "-c", "from image2.core import coadd; print(coadd.available())"],
+                           capture_output=True, text=True, check=True)
+    if probe.stdout.strip() == "True":
+        return "the compiled one-pass kernel"
+    return ("drizzle's own passes: image2.core._coadd is not built here "
+            "(`python setup.py build_ext --inplace` in a source checkout)")
+
+
 def line(label: str, image2: float, jwst: float, unit: str = "s", *, more_is_better: bool = False) -> str:
     """One comparison; the ratio is how many times better image2 is (jwst/image2, or image2/jwst for rates)."""
     ratio = image2 / jwst if more_is_better else jwst / image2
@@ -183,6 +194,7 @@ def main() -> None:
     demo = build(folder / "demo")
     refs = {p.name.split("_")[2]: p for p in demo.references.iterdir()}
     print(f"load average before: {os.getloadavg()[0]:.2f} ({os.cpu_count()} cores); medians of {args.repeat}")
+    print(f"image2's drizzle: {kernel_in_use()}")
 
     if "cold" not in args.skip:
         association = absolute_association(demo.association, folder)
@@ -205,10 +217,12 @@ def main() -> None:
     if "batch" not in args.skip:
         inputs = batch_inputs(demo.inputs[0], folder / "batch" / "inputs")
         halves = [inputs[:BATCH // 2], inputs[BATCH // 2:]]
-        ours, theirs = [], []
+        ours, theirs, one_core = [], [], []
         for number in range(args.repeat):
             ours.append(measured([image2_command(inputs, folder / "batch" / "image2", demo.references,
                                                  "--jobs", "2")]))
+            one_core.append(measured([image2_command(inputs, folder / "batch" / "image2", demo.references)],
+                                     env={**os.environ, CORES_VARIABLE: "1"}))
             runs = [folder / "batch" / f"jwst{number}_{half}" for half in range(2)]
             theirs.append(measured([jwst_command(python, run, files, run, refs)
                                     for run, files in zip(runs, halves, strict=True)]))
@@ -220,6 +234,9 @@ def main() -> None:
         print(line("throughput", BATCH * 3600 / wall_ours, BATCH * 3600 / wall_theirs, "/h", more_is_better=True))
         print(line("peak RSS of the process trees", statistics.median(r["peak_mib"] for r in ours),
                    statistics.median(r["peak_mib"] for r in theirs), "MiB"))
+        wall_one = statistics.median(r["wall"] for r in one_core)
+        print(f"  image2 on one core ({CORES_VARIABLE}=1, one process) {wall_one:.2f} s: "
+              f"2 cores give {wall_one / wall_ours:.2f}x its throughput")
 
     if "warm" not in args.skip:
         warm = warm_latency(demo.inputs[0], demo.references, folder / "warm", args.repeat)

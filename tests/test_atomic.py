@@ -110,3 +110,39 @@ def test_image2_process_removes_the_staging_its_dead_workers_left_at_its_end(tmp
     result = CliRunner().invoke(cli, ["process", str(junk), "-o", str(out), "-q"])
     assert result.exit_code == 2, result.output
     assert not dead.exists() and live.exists()
+
+
+def test_the_file_staged_last_is_published_last_whenever_it_was_staged(tmp_path: Path) -> None:
+    order: list[str] = []
+    real_replace = os.replace
+
+    def replace(source, target) -> None:
+        order.append(Path(target).name)
+        real_replace(source, target)
+
+    with Staging(overwrite=True) as staging:
+        with staging.open(tmp_path / "x_cal.fits", last=True) as handle:
+            handle.write(b"cal")
+        with pytest.raises(ValueError, match="already staged to be published last"):
+            with staging.open(tmp_path / "y_cal.fits", last=True) as handle:
+                handle.write(b"other")
+        with staging.open(tmp_path / "x_i2d.fits") as handle:
+            handle.write(b"i2d")
+        os.replace = replace
+        try:
+            staging.publish()
+        finally:
+            os.replace = real_replace
+    assert order == ["x_i2d.fits", "x_cal.fits"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x_cal.fits", "x_i2d.fits"]
+
+
+def test_a_withdrawn_last_file_leaves_nothing_behind(tmp_path: Path) -> None:
+    with Staging() as staging:
+        with staging.open(tmp_path / "x_cal.fits", last=True) as handle:
+            handle.write(b"draft")
+        staging.withdraw_last()
+        with staging.open(tmp_path / "x_cal.fits", last=True) as handle:
+            handle.write(b"final")
+        assert staging.publish() == [tmp_path / "x_cal.fits"]
+    assert (tmp_path / "x_cal.fits").read_bytes() == b"final" and len(list(tmp_path.iterdir())) == 1

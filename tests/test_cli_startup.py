@@ -96,5 +96,12 @@ from image2.cli.main import main''')
     assert "gwcs" in imported_by("process", str(rate_file), "-o", str(tmp_path / "out2"))[0]  # it does run
 
 
+def test_a_process_run_leaves_what_only_options_need_unimported(rate_file: Path, tmp_path: Path) -> None:
+    declined = [arg for reftype in REFTYPES if reftype != "dark" for arg in ("--ref", f"{reftype}=N/A")]
+    modules, _ = imported_by("process", str(rate_file), "-o", str(tmp_path / "out"), *declined)
+    assert (tmp_path / "out" / rate_file.name.replace("_rate", "_i2d")).is_file()  # resampled
+    assert top_level(modules, ("scipy.interpolate", "matplotlib")) == set()  # a coarse pixel map, previews
+
+
 def test_ref_help_names_every_reference_type() -> None:
     assert REFERENCE_TYPES_HELP.split(", ") == list(REFTYPES)

@@ -84,3 +84,30 @@ def test_a_failing_child_raises_its_error_here():
     with pytest.raises(ValueError, match="shape"):
         drizzle_passes(data, variances, common, kernel="square", fillval="NAN", enable_ctx=True,
                        shape=SHAPE_OUT, processes=2, fused=False)
+
+
+def test_no_child_is_forked_while_another_thread_runs(monkeypatch):
+    import os
+    import threading
+
+    from image2.core import drizzle_passes as module
+
+    def no_fork():
+        raise AssertionError("forked while another thread was running")
+
+    data, variances, common = inputs()
+    monkeypatch.setattr(module, "usable_cores", lambda: 2)
+    release = threading.Event()
+    other = threading.Thread(target=release.wait)
+    other.start()
+    try:
+        monkeypatch.setattr(os, "fork", no_fork)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            passes = drizzle_passes(data, variances, common, kernel="square", fillval="NAN", enable_ctx=True,
+                                    shape=SHAPE_OUT, fused=False)
+    finally:
+        release.set()
+        other.join()
+    assert bits(passes.sci) == bits(alone(data, common, "square").out_img)
+    assert all(deviation is not None for deviation in passes.deviations)

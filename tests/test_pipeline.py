@@ -163,3 +163,27 @@ def test_a_cube_keeps_its_inputs_for_every_chunk_and_a_2d_exposure_is_one_chunk(
     image = read_exposure(make_rate(tmp_path / "x_rate.fits", shape=(16, 20)))
     with pytest.raises(ValueError, match="one chunk"):
         list(calibrate_chunks(iter([image, image]), References()))
+
+
+def test_the_cal_is_told_settled_before_resample_and_is_the_record_returned(exposure):
+    told: list = []
+
+    def settled(cal) -> None:
+        assert "S_RESAMP" not in cal.meta.status and cal.meta.status["S_WCS"] == "COMPLETE"
+        told.append(cal)
+
+    products = calibrate(exposure, References(), settled=settled)
+    assert len(told) == 1 and told[0] is products.cal and products.i2d is not None
+
+
+def test_a_cal_that_a_skipped_resample_still_stamps_is_never_told_settled(exposure):
+    told: list = []
+    products = calibrate(exposure, References(), build_config(overrides=["resample.skip=true"]), settled=told.append)
+    assert told == [] and products.cal.meta.status["S_RESAMP"] == "SKIPPED"
+
+
+def test_a_cube_is_never_told_settled(tmp_path: Path):
+    told: list = []
+    cube = read_exposure(make_rate(tmp_path / "c_rateints.fits", shape=(3, 16, 20)))
+    calibrate(cube, References(), settled=told.append)
+    assert told == []

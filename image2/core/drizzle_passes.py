@@ -7,7 +7,8 @@ run one after the other, and splitting one pass by rows would change the order o
 (and the bits). Whole passes are independent, though: half of them run in a forked child,
 which sees the inputs copy-on-write and writes its outputs into shared memory, while this
 process runs the other half. Either way each output is bit-identical to the same pass run
-alone. Without ``os.fork`` or a second usable core the passes run here, one after the other.
+alone. Without ``os.fork`` or a second usable core, or while another thread of the process runs
+(a fork copies only the calling thread), the passes run here, one after the other.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import mmap
 import os
 import pickle
+import threading
 import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -81,14 +83,14 @@ def drizzle_passes(data: np.ndarray, variances: Sequence[np.ndarray | None], com
     scales). The fused pass runs on ``threads`` output-row bands (default: 2 when two cores are
     usable; 1 suits a worker that shares the cores with others). ``fused=False`` forces
     drizzle's own passes, on up to ``processes`` processes (default as ``threads``, and only
-    where ``os.fork`` exists).
+    where ``os.fork`` exists and no other thread of this process is running).
     """
     present = [index for index, variance in enumerate(variances) if variance is not None]
     if fused and coadd.supports(common, data2):
         return _one_pass(data, variances, common, kernel=kernel, fillval=fillval, enable_ctx=enable_ctx,
                          shape=shape, dq=dq, threads=threads or (2 if usable_cores() >= 2 else 1))
-    if processes is None:
-        processes = 2 if usable_cores() >= 2 and hasattr(os, "fork") else 1
+    if processes is None:  # a fork copies only this thread: never fork while another one may hold a lock
+        processes = 2 if usable_cores() >= 2 and hasattr(os, "fork") and threading.active_count() == 1 else 1
     away = present[len(present) // 2:] if processes >= 2 and len(present) >= 2 else []
     child = _fork_passes([variances[index] for index in away], common, kernel, shape) if away else None
     deviations: list[np.ndarray | None] = [None] * len(variances)

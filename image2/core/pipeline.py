@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
@@ -17,7 +17,7 @@ from image2.core.resample import Resampled
 
 if TYPE_CHECKING:
     from image2.core.liger.sky import SkyBackground
-from image2.core.steps import LIGER_FORMAT, configured_names, declaration, family_of, preparations, steps_for
+from image2.core.steps import LIGER_FORMAT, Step, configured_names, declaration, family_of, preparations, steps_for
 
 
 @attrs.frozen
@@ -107,11 +107,24 @@ def _keeps_background(exposure: Exposure, config: Config) -> bool:
     return family_of(exposure.meta) == LIGER_FORMAT or bool(config.value("bkg_subtract", "save_combined_background"))
 
 
+def _settled_from(declarations: Sequence[Step], planned: dict[str, PlannedStep]) -> int | None:
+    """The index of the first step from which on no step changes the cal record: each one left either
+    does not apply or runs and makes a record of its own (resample's i2d); None when none of them runs."""
+    index = len(declarations)
+    while index > 0:
+        step = planned[declarations[index - 1].name]
+        if step.applies and not (step.runs and declarations[index - 1].makes is not None):
+            break
+        index -= 1
+    return index if any(planned[declared.name].runs for declared in declarations[index:]) else None
+
+
 def _calibrated(inputs: dict[str, Any], config: Config, n_background: int, observer: StepObserver | None = None,
-                until: str | None = None) -> Products:
+                until: str | None = None, settled: Callable[[Exposure], None] | None = None) -> Products:
     """Run the planned steps on ``inputs["exposure"]`` (all integrations or a chunk of them) with the prepared
     inputs the steps take (:func:`_inputs`), up to step ``until`` (all of them when None), telling
-    ``observer`` as each starts and ends.
+    ``observer`` as each starts and ends, and ``settled`` the cal record before the steps that only
+    make records of their own.
 
     ``inputs`` is handed over: each input is taken out of it after the last step that takes it (the
     exposure at once; each step's record replaces the one before), so that when the caller keeps no
@@ -129,7 +142,10 @@ def _calibrated(inputs: dict[str, Any], config: Config, n_background: int, obser
     last_taker = {name: declared.name for declared in declarations for name in declared.takes}
     if observer is not None:
         observer.planned([declared.name for declared in declarations if planned[declared.name].applies])
-    for declared in declarations:
+    settled_at = None if settled is None else _settled_from(declarations, planned)
+    for index, declared in enumerate(declarations):
+        if index == settled_at:
+            settled(exposure)
         step = planned[declared.name]
         if step.runs:
             if observer is not None:
@@ -161,12 +177,14 @@ def calibrate_chunks(
     config: Config | None = None,
     backgrounds: Sequence[Exposure] = (),
     observer: StepObserver | None = None,
+    settled: Callable[[Exposure], None] | None = None,
 ) -> Iterator[Products]:
     """Yield the products of each chunk of one exposure's integrations, in order, as each is calibrated.
 
     The references are cut to the exposure and the background combined once, from the first
     chunk, and serve every chunk; the chunks are read from ``chunks`` one at a time. A 2-D
-    exposure is one chunk, whole. ``observer`` is told as each step of each chunk starts and ends.
+    exposure is one chunk, whole. ``observer`` is told as each step of each chunk starts and ends,
+    ``settled`` as in :func:`calibrate`.
 
     Memory: the background members are let go once combined, a chunk as soon as its first step has
     made the next record, and for a 2-D exposure each reference and the combined background after
@@ -189,7 +207,7 @@ def calibrate_chunks(
         del chunk  # the inputs hand it to the steps
         if whole:
             shared = None  # each input goes after the last step that takes it
-        yield _calibrated(inputs, config, n_background, observer)
+        yield _calibrated(inputs, config, n_background, observer, settled=settled)
 
 
 def calibrate(
@@ -198,8 +216,15 @@ def calibrate(
     config: Config | None = None,
     backgrounds: Sequence[Exposure] = (),
     observer: StepObserver | None = None,
+    settled: Callable[[Exposure], None] | None = None,
 ) -> Products:
     """Calibrate one exposure: background → subarray map → WCS → dark → flat → photom → resample (the
     Liger/IRIS format: subarray map → WCS → dark → flat → sky); ``observer``, if given, is told as each
-    step starts and ends."""
-    return next(calibrate_chunks((exposure,), references, config, backgrounds, observer))
+    step starts and ends.
+
+    ``settled``, if given, is called with the cal record once only steps that make records of their
+    own (resample) are left, so a caller can write it while they run. Such a step can still end up
+    skipped and stamp the cal: the returned ``Products.cal`` is the record to keep, the same object
+    when nothing changed it.
+    """
+    return next(calibrate_chunks((exposure,), references, config, backgrounds, observer, settled))

@@ -30,7 +30,6 @@ from typing import Any
 
 import attrs
 import numpy as np
-from scipy.interpolate import RectBivariateSpline
 
 from image2.core.dq import RESAMPLE_GOOD_BITS, good_pixels
 from image2.core.drizzle_passes import Drizzled, drizzle_passes
@@ -181,6 +180,8 @@ def _interpolated_map(input_wcs: Any, output_wcs: Any, shape: tuple[int, int], l
     cx, cy = _mapped(input_wcs, output_wcs, gx, gy)
     if not (np.all(np.isfinite(cx)) and np.all(np.isfinite(cy))):
         return None
+    from scipy.interpolate import RectBivariateSpline  # only for a coarse map: scipy costs ~0.5 s to import
+
     pixmap = np.full((*shape, 2), np.nan)
     rows, columns = np.arange(ymin, ymax + 1), np.arange(xmin, xmax + 1)
     for axis, values in enumerate((cx, cy)):

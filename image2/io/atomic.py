@@ -139,6 +139,7 @@ class Staging:
     def __init__(self, overwrite: bool = False) -> None:
         self.overwrite = overwrite
         self._pending: list[tuple[Path, Path, bool]] = []
+        self._last: tuple[Path, Path, bool] | None = None
 
     def check(self, final: Path, overwrite: bool | None = None) -> None:
         """Raise ProductExistsError if ``final`` exists and overwriting was not asked for."""
@@ -146,10 +147,12 @@ class Staging:
             raise ProductExistsError(final)
 
     @contextlib.contextmanager
-    def open(self, final: Path | str, overwrite: bool | None = None) -> Iterator[BinaryIO]:
+    def open(self, final: Path | str, overwrite: bool | None = None, *, last: bool = False) -> Iterator[BinaryIO]:
         """Open a temporary file for ``final``; it is fsynced and staged when the block ends.
 
-        ``overwrite`` overrides the staging's own setting for this file.
+        ``overwrite`` overrides the staging's own setting for this file. A file staged ``last``
+        (at most one; it may be staged from another thread) is published after all the others,
+        whenever it was staged.
         """
         final = Path(final)
         overwrite = self.overwrite if overwrite is None else overwrite
@@ -166,10 +169,26 @@ class Staging:
             if _out_of_space(error):
                 raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(final)) from error
             raise
-        self._pending.append((tmp, final, overwrite))
+        if last:
+            if self._last is not None:
+                tmp.unlink()
+                raise ValueError(f"{final.name}: {self._last[1].name} is already staged to be published last")
+            self._last = (tmp, final, overwrite)
+        else:
+            self._pending.append((tmp, final, overwrite))
+
+    def withdraw_last(self) -> None:
+        """Remove the file staged ``last``, unpublished (its content is to be staged again)."""
+        if self._last is not None:
+            with contextlib.suppress(FileNotFoundError):
+                self._last[0].unlink()
+            self._last = None
 
     def publish(self) -> list[Path]:
-        """Move every staged file to its final name, in order; return the final paths."""
+        """Move every staged file to its final name, in order, the one staged ``last`` last; return the final paths."""
+        if self._last is not None:
+            self._pending.append(self._last)
+            self._last = None
         published = []
         for tmp, final, overwrite in self._pending:
             if overwrite:
@@ -188,6 +207,7 @@ class Staging:
 
     def discard(self) -> None:
         """Remove every staged file that was not published."""
+        self.withdraw_last()
         for tmp, _, _ in self._pending:
             with contextlib.suppress(FileNotFoundError):
                 tmp.unlink()

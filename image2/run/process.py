@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 from image2.core.association import Association, Product
 from image2.core.config import Config
+from image2.core.exposure import Exposure
 from image2.core.meta import Meta
 from image2.core.naming import product_filename, product_root
 from image2.core.pipeline import Products, StepObserver, calibrate_chunks
@@ -28,7 +29,7 @@ from image2.io.refs.resolution import Resolution
 from image2.run.cube import exposure_chunks, stage_cube
 from image2.run.events import StepClock, report
 from image2.run.options import RunOptions, configuration
-from image2.run.publish import destination_problem, stage_products
+from image2.run.publish import SettledCal, destination_problem, stage_products
 from image2.run.references import choose_references, reference_cards, skipped_steps
 from image2.run.results import DONE, FAILED, SKIPPED, Failure, FailureKind, ProductResult, failure_of
 
@@ -69,17 +70,19 @@ def process_product(association: Association, product: Product, options: RunOpti
             problem = destination_problem(options.output_dir, root, handle.meta, handle.is_cube, options.overwrite)
             if problem is not None:
                 raise OutputConflictError(science, problem)
+            staging = Staging(options.overwrite)
+            settled = SettledCal(staging, cal_path)  # a 2-D cal is staged while resample runs
             calibrated, plan = calibration(handle, _with_association(handle.meta, association), product, options,
-                                           config, clock)
+                                           config, clock, None if handle.is_cube else settled.stage)
             options.output_dir.mkdir(parents=True, exist_ok=True)
-            with Staging(options.overwrite) as staging:
+            with staging, settled:
                 if handle.is_cube:
                     cal = stage_cube(calibrated, handle.shape[0], options.output_dir, root, staging,
                                      preview=options.preview)
                 else:
                     products = next(calibrated)
                     stage_products(staging, products, options.output_dir, root, preview=options.preview,
-                                   replace_companions=True,
+                                   replace_companions=True, cal_staged=settled.finished(products.cal),
                                    save_combined_background=config.value("bkg_subtract", "save_combined_background"))
                     cal = products.cal
                 outputs = tuple(staging.publish())
@@ -98,10 +101,11 @@ def process_product(association: Association, product: Product, options: RunOpti
 
 
 def calibration(handle: ExposureFile, meta: Meta, product: Product, options: RunOptions, config: Config,
-                observer: StepObserver) -> tuple[Iterator[Products], Mapping[str, Resolution]]:
+                observer: StepObserver, settled: Callable[[Exposure], None] | None = None,
+                ) -> tuple[Iterator[Products], Mapping[str, Resolution]]:
     """Start calibrating the exposure of ``handle`` (``meta`` its metadata so far): choose its references,
-    read the background members of ``product`` and return core's ``calibrate_chunks`` over its chunks,
-    with the reference plan.
+    read the background members of ``product`` and return core's ``calibrate_chunks`` over its chunks
+    (``observer`` and ``settled`` as there), with the reference plan.
 
     The references and members are handed over as this function returns: only core's generator
     holds them then, and it lets each go as soon as no step needs it (the chunks too, read as it asks).
@@ -109,7 +113,8 @@ def calibration(handle: ExposureFile, meta: Meta, product: Product, options: Run
     references, plan = choose_references(meta, options, handle.path, config)
     meta = meta.with_cards("PRIMARY", reference_cards(plan))
     backgrounds = [read_exposure(member.path, optional=False) for member in product.background]
-    return calibrate_chunks(exposure_chunks(handle, meta), references, config, backgrounds, observer), plan
+    return calibrate_chunks(exposure_chunks(handle, meta), references, config, backgrounds, observer,
+                            settled), plan
 
 
 def admissible(handle: ExposureFile) -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from image2.core.exposure import Exposure
 from image2.core.meta import Meta
@@ -15,6 +17,9 @@ from image2.io.fits_blocks import primary_values, quoted_string
 from image2.io.i2d import i2d_hdus
 from image2.io.preview import preview_of
 
+if TYPE_CHECKING:
+    from astropy.io import fits
+
 
 def stage_exposure(staging: Staging, exposure: Exposure, path: Path, overwrite: bool | None = None) -> None:
     """Stage ``exposure`` as a FITS file to be published at ``path``."""
@@ -23,10 +28,67 @@ def stage_exposure(staging: Staging, exposure: Exposure, path: Path, overwrite: 
         hdul.writeto(handle)
 
 
+class SettledCal:
+    """Stages the cal record on a thread as soon as the pipeline says it is settled (core's
+    ``calibrate(settled=...)``), while resample computes the i2d: the two overlap, and the cal is
+    still published last. A context manager: leaving it waits for the thread, so nothing is staged
+    after a failed calibration has discarded the staging."""
+
+    def __init__(self, staging: Staging, path: Path) -> None:
+        self._staging, self._path = staging, path
+        self._record: Exposure | None = None
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+
+    def stage(self, cal: Exposure) -> None:
+        """Start staging ``cal`` (called by the pipeline, once).
+
+        The HDUs are built here, in the calibrating thread: astropy builds tables under
+        ``warnings.catch_warnings``, which is process-wide and would race with resample's own
+        use of it. The thread only writes bytes and waits for the disk.
+        """
+        self._record = cal
+        hdul = exposure_hdus(cal, self._path.name)
+        self._thread = threading.Thread(target=self._write, args=(hdul,), name="stage-cal", daemon=True)
+        self._thread.start()
+
+    def _write(self, hdul: fits.HDUList) -> None:
+        try:
+            with self._staging.open(self._path, last=True) as handle:
+                hdul.writeto(handle)
+        except BaseException as error:  # re-raised by finished(), in the calibrating thread
+            self._error = error
+
+    def _wait(self) -> None:
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+
+    def finished(self, cal: Exposure) -> bool:
+        """Wait for the staging; True when it staged ``cal`` itself, False when the caller must stage
+        ``cal`` (nothing was staged early, or a later step changed the record: the early file is withdrawn)."""
+        self._wait()
+        if self._error is not None:
+            raise self._error
+        if self._record is None:
+            return False
+        if cal is not self._record:
+            self._staging.withdraw_last()
+            return False
+        return True
+
+    def __enter__(self) -> SettledCal:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._wait()
+
+
 def stage_products(staging: Staging, products: Products, output_dir: Path, root: str, *,
                    save_combined_background: bool = False, preview: str | None = None,
-                   replace_companions: bool = False) -> None:
-    """Stage every file of ``products`` under ``output_dir``: background, bsub, i2d, preview, cal.
+                   replace_companions: bool = False, cal_staged: bool = False) -> None:
+    """Stage every file of ``products`` under ``output_dir``: background, bsub, i2d, preview, cal
+    (unless ``cal_staged``: a :class:`SettledCal` staged it).
 
     ``preview``: the quick-look's orientation (see image2.io.preview.ORIENTATIONS), or None for none.
 
@@ -52,7 +114,8 @@ def stage_products(staging: Staging, products: Products, output_dir: Path, root:
     if preview is not None:
         with staging.open(output_dir / (Path(shown_name).stem + ".png"), companion) as handle:
             handle.write(preview_of(shown, shown_name, preview))
-    stage_exposure(staging, products.cal, output_dir / product_filename(root, "cal", cube))
+    if not cal_staged:
+        stage_exposure(staging, products.cal, output_dir / product_filename(root, "cal", cube))
 
 
 def write_products(products: Products, output_dir: Path | str, root: str, *, overwrite: bool = False,
