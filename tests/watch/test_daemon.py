@@ -26,7 +26,7 @@ from image2.run.process import validate_input
 from image2.run.results import ProductResult
 from image2.watch import failures
 from image2.watch.daemon import MAX_WAIT, Daemon, DaemonBusy, WatchConfig
-from image2.watch.ledger import ASSOCIATION, DONE, EXPOSURE, QUEUED, RUNNING, WAITING, Item, Ledger
+from image2.watch.ledger import ASSOCIATION, DONE, QUEUED, RUNNING, WAITING, Item, Ledger
 from tests.watch.doubles import (
     Executors,
     FakeClock,

@@ -5,7 +5,6 @@ and a full output disk (a small filesystem the test mounts in a namespace of its
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
 import sqlite3
 import subprocess
