@@ -131,7 +131,8 @@ def test_each_input_is_let_go_after_the_last_step_that_takes_it(exposure, tmp_pa
     alive = _Alive()
     combine = pipeline.combine_backgrounds
     monkeypatch.setattr(pipeline, "combine_backgrounds", lambda *a, **k: alive.tracked("background", combine(*a, **k)))
-    path, member = tmp_path / "x_rate.fits", make_rate(tmp_path / "b_rate.fits", shape=(48, 64), seed=5)  # path: the fixture's
+    path = tmp_path / "x_rate.fits"  # written by the fixture
+    member = make_rate(tmp_path / "b_rate.fits", shape=(48, 64), seed=5)
     shape = exposure.shape
 
     def chunks():

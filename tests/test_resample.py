@@ -543,8 +543,8 @@ def test_blockwise_variances_and_error_equal_the_whole_frame_computation(monkeyp
     grid = types.SimpleNamespace(shape=shape, pixel_scale_ratio=0.7 if exact else 0.6180339887, ratio_is_exact=exact)
     exposure = cal_exposure(SHAPE)
     drizzled = {name: _squared_deviations(rng, shape) for name in present}
-    expected, expected_err = _whole_frame_variances(exposure, grid, weight_type, {k: v.copy() for k, v in drizzled.items()},
-                                                    resample_module.VARIANCE_NAMES)
+    copies = {name: values.copy() for name, values in drizzled.items()}
+    expected, expected_err = _whole_frame_variances(exposure, grid, weight_type, copies, resample_module.VARIANCE_NAMES)
     variances = resample_module._jwst_variances(exposure, grid, weight_type, drizzled, resample_module.VARIANCE_NAMES)
     err = resample_module._error(variances, resample_module.VARIANCE_NAMES)
     for name in resample_module.VARIANCE_NAMES:

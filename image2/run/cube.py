@@ -1,4 +1,5 @@
-"""A 3-D exposure calibrated and written in chunks of integrations, so memory holds one chunk at a time."""
+"""An exposure read as core calibrates it (a 3-D one in chunks of integrations), and a 3-D one written chunk
+by chunk, so memory holds one chunk at a time."""
 
 from __future__ import annotations
 
