@@ -279,7 +279,7 @@ def test_coarse_pixel_map_is_close_to_the_exact_one(order, tolerance):
 
 @pytest.mark.parametrize("block", [1 << 18, 1000])  # one block, or rows 0-6, 7-13, ... some inside the box
 def test_pixel_map_honours_a_box_smaller_than_the_array_like_calc_pixmap(block, monkeypatch):
-    monkeypatch.setattr("image2.core.resample.PIXMAP_BLOCK", block)
+    monkeypatch.setattr("image2.core.resample._pixmap_block", lambda: block)
     wcs = imaging_wcs(SHAPE, (961, 977))
     wcs.bounding_box = ((4.5, 120.5), (2.5, 90.5))
     grid_wcs = i2d_of(cal_exposure(SHAPE)).wcs
@@ -553,3 +553,14 @@ def test_blockwise_variances_and_error_equal_the_whole_frame_computation(monkeyp
             assert variances[name] is drizzled[name]  # computed in place of the squared deviations
     assert err.tobytes() == expected_err.tobytes()
     assert np.isinf(expected_err).any() or np.isnan(expected_err).any()  # the awkward values reached the output
+
+
+def test_the_pixel_map_takes_bigger_blocks_only_where_blas_is_single_threaded(monkeypatch):
+    from image2.core.resample import PIXMAP_BLOCK, PIXMAP_BLOCK_SERIAL_BLAS, _pixmap_block
+
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "1")
+    assert _pixmap_block() == PIXMAP_BLOCK_SERIAL_BLAS > PIXMAP_BLOCK
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "2")
+    assert _pixmap_block() == PIXMAP_BLOCK
+    monkeypatch.delenv("OPENBLAS_NUM_THREADS")
+    assert _pixmap_block() == PIXMAP_BLOCK

@@ -9,7 +9,7 @@ import numpy as np
 import yaml
 
 from image2.core.parallel import CORES_VARIABLE, usable_cores
-from image2.io.refs.readers import read_reference
+from image2.io.refs.readers import read_reference, references_kept
 from image2.run.executors import process_pool
 from image2.synthetic import references as rf
 
@@ -23,6 +23,15 @@ def test_a_reference_is_read_once_while_its_file_is_unchanged(tmp_path):
     os.utime(path, ns=(1, 1))
     again = read_reference("flat", path)
     assert again is not first and not np.array_equal(again.sci, first.sci, equal_nan=True)
+
+
+def test_a_run_of_one_input_keeps_no_reference_record_for_later(tmp_path):
+    path = rf.make_flat(tmp_path / "flat.fits", shape=(32, 40))
+    with references_kept(False):
+        first = read_reference("flat", path)
+        assert read_reference("flat", path) is not first
+    kept = read_reference("flat", path)
+    assert read_reference("flat", path) is kept  # the default again after the block
 
 
 def test_the_cores_variable_caps_the_cores_a_process_uses(monkeypatch):

@@ -20,6 +20,7 @@ STEPS = {"nircam": "background, assign_wcs, flat_field, photom, resample",
 @click.pass_context
 def demo(ctx: click.Context, folder: Path, instrument: str) -> None:
     """Make a synthetic field (NIRCam by default) with its references and calibrate it into FOLDER."""
+    from image2.io.refs.readers import references_kept
     from image2.run.options import RunOptions
     from image2.run.process import process_input
 
@@ -38,7 +39,8 @@ def demo(ctx: click.Context, folder: Path, instrument: str) -> None:
     options = RunOptions(output_dir=folder / "products", reference_dirs=(dataset.references,), overwrite=True,
                          preview="native")
     click.echo(f"calibrating: {STEPS[instrument]} ...")
-    results = process_input(dataset.association, options)
+    with references_kept(False):  # one input: nothing later reuses the reference records
+        results = process_input(dataset.association, options)
     for result in results:
         if result.status != "done":
             raise click.ClickException(f"{result.product}: {result.error}")

@@ -40,6 +40,7 @@ def _results(inputs: tuple[Path, ...], options: RunOptions, jobs: int | None, lo
     """
     import multiprocessing
 
+    from image2.io.refs.readers import references_kept
     from image2.run.events import QueueReader, forward_to, report_to
     from image2.run.executors import START_METHOD
     from image2.run.process import process_input, products_before
@@ -49,9 +50,10 @@ def _results(inputs: tuple[Path, ...], options: RunOptions, jobs: int | None, lo
     taken = products_before(inputs, options.allow_outside)
     if executor == "local" and ((jobs or 1) <= 1 or len(inputs) <= 1):
         report_to(on_event)
-        try:
-            for path, before in zip(inputs, taken, strict=True):
-                yield path, process_input(path, options, before)
+        try:  # one input: no later input reuses the reference records (each product reads its own)
+            with references_kept(len(inputs) > 1):
+                for path, before in zip(inputs, taken, strict=True):
+                    yield path, process_input(path, options, before)
         finally:
             report_to(None)
         return

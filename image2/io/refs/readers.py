@@ -7,11 +7,12 @@ file raises ReferenceFileError naming the file and the problem (reference_files.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -446,6 +447,21 @@ READERS: Mapping[str, Callable[..., Any]] = {
 REFERENCES_KEPT = 8
 """Reference records kept for reuse per process: one exposure's set (up to six types) and a little more."""
 
+_keeping = True
+
+
+@contextlib.contextmanager
+def references_kept(keep: bool) -> Iterator[None]:
+    """Within the block, keep the reference records read for later inputs (as by default: warm workers
+    and runs of many inputs read each file once), or not: a run of one input lets each record go
+    after the last step that takes it (a full frame's flat and area are 64 MiB)."""
+    global _keeping
+    before, _keeping = _keeping, keep
+    try:
+        yield
+    finally:
+        _keeping = before
+
 
 def read_reference(reftype: str, path: Path | str, source: str | None = None) -> Any:
     """Read ``path`` as a reference of type ``reftype``; ``source`` is what R_* will record.
@@ -453,7 +469,7 @@ def read_reference(reftype: str, path: Path | str, source: str | None = None) ->
     A dark or flat in the Liger/IRIS layout (DATA extension) is read by its own reader. The records
     (immutable) of the last files read are kept and returned again while the file is unchanged (same
     size, modification time and inode), so a warm process (a worker of ``process --jobs`` or the
-    watch daemon) reads each reference once.
+    watch daemon) reads each reference once; :func:`keep_read_references` turns that off for a block.
     """
     if reftype.lower() not in READERS:
         raise ReferenceFileError(path, f"unknown reference type {reftype!r} "
@@ -461,6 +477,8 @@ def read_reference(reftype: str, path: Path | str, source: str | None = None) ->
     try:
         status = os.stat(path)
     except OSError:  # the reader says what is wrong with it
+        return _reader_of(reftype.lower(), str(path))(path, source)
+    if not _keeping:
         return _reader_of(reftype.lower(), str(path))(path, source)
     return _read_unchanged(reftype.lower(), str(path), source, status.st_mtime_ns, status.st_size, status.st_ino)
 
